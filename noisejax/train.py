@@ -34,8 +34,9 @@ def model_variables(params, batch_stats=None) -> dict:
 def create_state(model, key, x_example, tx) -> TrainState:
   """Initializes `model` on `x_example` (any batch size) and wraps it with `tx`."""
   variables = model.init(key, jnp.asarray(x_example), train=False)
-  return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                           batch_stats=variables.get("batch_stats"))
+  state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                            batch_stats=variables.get("batch_stats"))
+  return state.replace(step=jnp.zeros((), jnp.int32))  # an array from the start: no retrace
 
 
 def make_optimizer(optim, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -86,7 +87,7 @@ def _train_step(state: TrainState, x, labels, key, *, loss_fn, target_fn):
 
   (loss, new_stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
   state = state.apply_gradients(grads=grads, batch_stats=new_stats)
-  return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+  return state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
 def make_train_step(loss_fn: Callable, target_fn: Optional[Callable] = None):

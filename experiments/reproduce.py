@@ -1,0 +1,105 @@
+"""Runs every experiment, collects its figures into figures/ and its claims into figures/CLAIMS.md.
+
+  python -m experiments.reproduce --preset quick            # all experiments, this CPU
+  python -m experiments.reproduce --preset paper            # the papers' scale, GPU/TPU
+  python -m experiments.reproduce --only u_curve,ntk_angles # a subset
+
+Each experiment runs in runs/reproduce-<preset>/<name> (resumed if it holds the same
+config). Its PNGs are copied to figures/<name>/ and its claims to figures/CLAIMS.md.
+A failed claim is listed as failed; an experiment that crashes is listed as crashed and
+makes the command exit non-zero.
+"""
+
+import importlib
+import json
+import pathlib
+import sys
+import time
+import traceback
+
+from noisejax import experiment
+from noisejax.errors import ConfigError, check_choice
+
+# name -> the figures of its paper it reproduces.
+EXPERIMENTS = {
+    "u_curve": "clean-priority Fig. 1",
+}
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def claims_table(results: dict) -> str:
+  lines = ["# Claims checked by `python -m experiments.reproduce`", "",
+           "Every row is measured on the run named in its experiment column; "
+           "a claim that does not hold is reported as FAIL.", "",
+           "| experiment | claim | paper | expected | measured | result |",
+           "|---|---|---|---|---|---|"]
+  for name, (status, claims, seconds) in results.items():
+    if status != "ok":
+      lines.append(f"| {name} | — | — | — | {status} | CRASHED |")
+      continue
+    for c in claims:
+      measured = json.dumps(c.measured) if not isinstance(c.measured, str) else c.measured
+      if len(measured) > 160:
+        measured = measured[:157] + "..."
+      lines.append(f"| {name} | `{c.id}`: {c.statement} | {c.paper} | {c.expected} | "
+                   f"{measured} | {'PASS' if c.passed else 'FAIL'} |")
+  lines += ["", "| experiment | reproduces | runtime (s) |", "|---|---|---|"]
+  for name, (status, _, seconds) in results.items():
+    lines.append(f"| {name} | {EXPERIMENTS[name]} | {seconds:.0f} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  preset, only, root = "quick", list(EXPERIMENTS), None
+  args = list(argv)
+  try:
+    while args:
+      arg = args.pop(0)
+      key, eq, value = arg.partition("=")
+      if not eq and key in ("--preset", "--only", "--workdir"):
+        value = args.pop(0) if args else ""
+      if key == "--preset":
+        preset = check_choice("preset", value, experiment.PRESETS)
+      elif key == "--only":
+        only = [n for n in value.split(",") if n]
+        for n in only:
+          check_choice("only", n, tuple(EXPERIMENTS))
+      elif key == "--workdir":
+        root = value
+      else:
+        raise ConfigError("argv", arg, ("--preset", "--only", "--workdir"), reason="unknown argument")
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+  root = pathlib.Path(root or f"runs/reproduce-{preset}")
+  results = {}
+  for name in only:
+    module = importlib.import_module(f"experiments.{name}")
+    start = time.time()
+    print(f"== {name} ({EXPERIMENTS[name]})", flush=True)
+    try:
+      claims = experiment.execute(name, module.get_config(preset), root / name, module.run)
+      status = "ok"
+    except Exception as e:  # pylint: disable=broad-except
+      traceback.print_exc()
+      claims, status = [], f"{type(e).__name__}: {e}".replace("|", "/").splitlines()[0][:200]
+    seconds = time.time() - start
+    results[name] = (status, claims, seconds)
+    if status == "ok":
+      experiment.print_claims(name, claims)
+      experiment.copy_figures(root / name, ROOT / "figures" / name)
+    print(f"   {seconds:.0f} s", flush=True)
+
+  table_path = ROOT / "figures" / ("CLAIMS.md" if preset == "quick" else f"CLAIMS-{preset}.md")
+  if set(only) != set(EXPERIMENTS) and table_path.exists():
+    print(f"(partial run: {table_path} left as it was; table below)")
+    print(claims_table(results))
+  else:
+    table_path.write_text(claims_table(results))
+    print(f"claims table: {table_path}")
+  return 1 if any(s != "ok" for s, _, _ in results.values()) else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
