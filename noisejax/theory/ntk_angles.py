@@ -130,21 +130,6 @@ def input_angles(x_NxD):
   return angles_from_gram(x_NxD @ x_NxD.T)
 
 
-def circle_angle_curve(theta_h_NxN):
-  """Averages θ_h over pairs of the uniform circle grid with the same θ_d.
-
-  Pairs (i, j) with (j − i) mod N = k have θ_d = 2πk/N folded to [0, π].
-  Returns (θ_d_K, mean θ_h_K) for k = 0 … ⌊N/2⌋.
-  """
-  n = theta_h_NxN.shape[0]
-  idx_N = jnp.arange(n)
-  offsets_K = jnp.arange(n // 2 + 1)
-  # rolled[k, i] = θ_h(x_i, x_{i+k}).
-  per_offset_KxN = jax.vmap(lambda k: theta_h_NxN[idx_N, (idx_N + k) % n])(offsets_K)
-  theta_d_K = 2 * jnp.pi * offsets_K / n
-  return theta_d_K, per_offset_KxN.mean(axis=1)
-
-
 def model_derivative_gram(apply_fn: Callable, params, x_NxD, *, chunk_size: int = 64):
   """Empirical NTK of a one-output model: G_ij = ⟨∇h(w; x_i), ∇h(w; x_j)⟩.
 

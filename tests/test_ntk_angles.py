@@ -1,0 +1,102 @@
+"""Theorem 3.1 / Corollary 3.2 closed forms, the finite-width measurement, and Figs. 2–3."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from noisejax import experiment
+from noisejax.errors import ConfigError
+from noisejax.theory import ntk_angles
+
+
+def test_closed_forms_at_hand_computed_points():
+  theta_d = np.array([0.0, np.pi / 2, np.pi])
+  np.testing.assert_allclose(ntk_angles.theta_h_linear_two_layer(theta_d), theta_d)
+  # cos θ_h = ((π − θ)/π) cos θ + sin θ/(2π): 1 at 0, 1/(2π) at π/2, 0 at π.
+  expected = np.arccos([1.0, 1 / (2 * np.pi), 0.0])
+  np.testing.assert_allclose(ntk_angles.theta_h_relu_two_layer(theta_d), expected, atol=1e-3)
+  with pytest.raises(ConfigError):
+    ntk_angles.theta_h_two_layer(theta_d, "tanh")
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_ntk_recursion_at_depth_two_is_theorem_3_1(activation):
+  theta_d = np.linspace(0, np.pi, 50)
+  np.testing.assert_allclose(ntk_angles.theta_h_infinite_width(theta_d, 2, activation),
+                             ntk_angles.theta_h_two_layer(theta_d, activation), atol=2e-3)
+
+
+def test_deep_linear_limit_is_identity_and_deep_relu_compresses_angles():
+  theta_d = np.linspace(0.05, np.pi, 20)
+  np.testing.assert_allclose(ntk_angles.theta_h_infinite_width(theta_d, 5, "linear"), theta_d,
+                             atol=2e-3)
+  two, five = (np.asarray(ntk_angles.theta_h_infinite_width(np.pi, d, "relu")) for d in (2, 5))
+  assert five < two - 0.1  # deeper ReLU nets map opposite inputs to smaller angles
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_closed_form_matches_wide_network_monte_carlo(activation):
+  """θ_h of a sampled two-layer NTK net of width 16384 at init vs Theorem 3.1 (any d)."""
+  x_NxD = jax.random.normal(jax.random.key(1), (8, 3))
+  x_NxD = x_NxD / jnp.linalg.norm(x_NxD, axis=1, keepdims=True)
+  theta_d = np.asarray(ntk_angles.input_angles(x_NxD))
+  model = ntk_angles.ntk_mlp(2, 16384, activation)
+  measured = np.asarray(ntk_angles.theta_h_at_init(model, jax.random.key(0), x_NxD))
+  closed = np.asarray(ntk_angles.theta_h_two_layer(theta_d, activation))
+  assert np.abs(measured - closed).max() < 0.03
+  if activation == "relu":  # and it is not the linear relation
+    assert np.abs(measured - theta_d).max() > 0.3
+
+
+def test_model_derivative_gram_equals_explicit_jacobian_product():
+  model = ntk_angles.ntk_mlp(3, 16, "relu")
+  x_NxD = jax.random.normal(jax.random.key(2), (5, 2))
+  params = model.init(jax.random.key(3), x_NxD)["params"]
+  apply_fn = lambda p, x: model.apply({"params": p}, x)
+  gram = ntk_angles.model_derivative_gram(apply_fn, params, x_NxD, chunk_size=2)
+  jac = jax.jacrev(lambda p: apply_fn(p, x_NxD)[:, 0])(params)
+  jac_NxP = jnp.concatenate([leaf.reshape(5, -1) for leaf in jax.tree_util.tree_leaves(jac)], 1)
+  np.testing.assert_allclose(gram, jac_NxP @ jac_NxP.T, rtol=1e-4, atol=1e-4)
+
+
+def test_angles_from_gram_on_hand_made_vectors():
+  v = jnp.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0], [1.0, 1.0]])
+  theta = np.asarray(ntk_angles.angles_from_gram(v @ v.T))
+  np.testing.assert_allclose(theta[0], [0, np.pi / 2, np.pi, np.pi / 4], atol=1e-3)
+
+
+def test_corollary_checker_rejects_decreasing_and_out_of_range_curves():
+  grid = np.linspace(0, np.pi, 41)
+  assert ntk_angles.is_monotone_on_quarter(grid, ntk_angles.theta_h_relu_two_layer(grid))
+  bump = np.array(grid)
+  bump[5] -= 0.2
+  assert not ntk_angles.is_monotone_on_quarter(grid, bump)
+  assert not ntk_angles.is_monotone_on_quarter(grid, 1.5 * grid)  # exceeds π/2 on [0, π/2]
+  assert ntk_angles.is_monotone_on_quarter(grid, grid + 0.01, range_tol=0.02)
+
+
+def test_circle_curves_shape_and_reference_angle():
+  model = ntk_angles.ntk_mlp(2, 64, "relu")
+  theta_d, theta_h = ntk_angles.circle_curves(model, jax.random.key(0), 16, 3)
+  assert theta_d.shape == (9,) and theta_h.shape == (3, 9)
+  np.testing.assert_allclose(theta_d[[0, -1]], [0, np.pi], atol=1e-6)
+  np.testing.assert_allclose(theta_h[:, 0], 0, atol=2e-3)  # ∠(∇h(x), ∇h(x)) = 0
+
+
+def test_ntk_angles_experiment_tiny(tmp_path):
+  from experiments import ntk_angles as module
+  cfg = module.get_config("quick")
+  cfg.width, cfg.depths, cfg.num_points, cfg.num_inits = 128, (2, 3), 16, 2
+  cfg.clusters.n_per_cluster = 12
+  claims = experiment.execute("ntk_angles", cfg, tmp_path, module.run)
+  by_id = {c.id: c for c in claims}
+  assert set(by_id) == {"thm3.1_linear_two_layer", "thm3.1_relu_two_layer", "cor3.2_monotone",
+                        "deep_nets_follow_ntk_limit", "fig3_within_smaller_than_between"}
+  assert by_id["fig3_within_smaller_than_between"].passed
+  assert by_id["cor3.2_monotone"].measured["closed_form"] == {"linear": True, "relu": True}
+  for name in ("fig2_theta_h_vs_theta_d.png", "fig3_cluster_angles.png", "claims.json"):
+    assert (tmp_path / name).exists()
+  assert len(json.loads((tmp_path / "claims.json").read_text())) == 5
