@@ -1,0 +1,451 @@
+"""Pure label noise and misclassified samples (Cornacchia, Hazła, Nachum & Yehudayoff).
+
+"Regularization by misclassification in ReLU neural networks". Everything here is a pure
+jnp function of explicit weight arrays; long batch-1 SGD runs are `jax.lax.scan`s and
+independent runs (seeds, learning rates, noise levels) one `jax.vmap`.
+
+  Theorem 1   one SGD step on a misclassified sample lowers every layer's Frobenius norm
+              (`theorem1_step`, `check_theorem1`).
+  Theorem 2   a single neuron under pure label noise decays at a linear rate to an
+              equilibrium of norm O(dh) (hinge) or O(d√h) (logistic) (`single_neuron_norms`,
+              `linear_rate`).
+  Figs. 3–4   one hidden layer of ReLU neurons under pure noise, with and without bias
+              (`hidden_layer_pure_noise`).
+  Thms. 3–4   data uniform on the standard basis, output weights fixed to (1..1, −1..−1),
+              hinge with β = 0 (`standard_basis_pure_noise`).
+  Fig. 1      batch-1 SGD with per-step label noise on a fixed training set
+              (`sgd_label_noise`, used with `one_hidden_layer`).
+
+Losses are the paper's 0-1 surrogates L(ξ) applied to ξ = −y·N(x) with y ∈ {±1}:
+hinge L(ξ) = ReLU(β + ξ) and logistic L(ξ) = log(1 + e^ξ).
+"""
+
+import functools
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from noisejax.errors import ConfigError
+
+SURROGATES = ("hinge", "logistic")
+ACTIVATIONS = ("relu", "leaky_relu")
+ARCHITECTURES = ("mlp", "conv")
+LEAKY_SLOPE = 0.1
+SQRT3 = float(np.sqrt(3.0))
+
+
+# ----------------------------------------------------------------------------------------
+# Surrogate losses and activations.
+
+
+def surrogate(name: str, beta: float = 0.0) -> Callable:
+  """L(ξ) of Sec. 3: hinge ReLU(β + ξ) or logistic log(1 + e^ξ), with ξ = −y·N(x).
+
+  Both are increasing, convex, with a positive right derivative at 0 (0-1 surrogates).
+  """
+  if name == "hinge":
+    return lambda xi: jax.nn.relu(beta + xi)
+  if name == "logistic":
+    return jax.nn.softplus
+  raise ConfigError("loss", name, SURROGATES)
+
+
+def activation(name: str) -> Callable:
+  """A homogeneous activation, σ'(z)·z = σ(z) off a finite set (Sec. 3)."""
+  if name == "relu":
+    return jax.nn.relu
+  if name == "leaky_relu":
+    return functools.partial(jax.nn.leaky_relu, negative_slope=LEAKY_SLOPE)
+  raise ConfigError("activation", name, ACTIVATIONS)
+
+
+def uniform_sqrt3(key, shape):
+  """i.i.d. U[−√3, √3] (unit variance), the paper's initialization (Sec. 6)."""
+  return jax.random.uniform(key, shape, minval=-SQRT3, maxval=SQRT3)
+
+
+# ----------------------------------------------------------------------------------------
+# Theorem 1: a misclassified sample shrinks every layer.
+
+
+def init_homogeneous_net(key, d: int, depth: int, width: int, architecture: str = "mlp"):
+  """Weights of the eq. (2) network N(x) = W_k σ(… σ(W_1 x̃)), x̃ = (x, 1), U[−√3, √3].
+
+  "mlp": dense layers of `width` units. "conv": a weight-shared first layer (a 1-D
+  convolution of x̃ with `width` channels, kernel 3), then dense layers.
+  """
+  keys = jax.random.split(key, depth)
+  if architecture == "mlp":
+    dims = [d + 1] + [width] * (depth - 1) + [1]
+    return [uniform_sqrt3(k, (n_out, n_in)) / np.sqrt(n_in)
+            for k, n_in, n_out in zip(keys, dims[:-1], dims[1:])]
+  if architecture == "conv":
+    if depth < 2:
+      raise ConfigError("depth", depth, reason="a conv net needs depth >= 2")
+    kernel = uniform_sqrt3(keys[0], (3, 1, width)) / np.sqrt(3.0)
+    dims = [(d + 1) * width] + [width] * (depth - 2) + [1]
+    return [kernel] + [uniform_sqrt3(k, (n_out, n_in)) / np.sqrt(n_in)
+                       for k, n_in, n_out in zip(keys[1:], dims[:-1], dims[1:])]
+  raise ConfigError("architecture", architecture, ARCHITECTURES)
+
+
+def homogeneous_net(weights, x_D, act: Callable, architecture: str = "mlp"):
+  """N(x) of eq. (2), the bias folded into W_1 through x̃ = (x, 1); returns a scalar.
+
+  Every layer enters linearly and σ is homogeneous, so N is 1-homogeneous in each W_l.
+  """
+  h = jnp.append(x_D, 1.0)
+  layers = list(weights)
+  if architecture == "conv":
+    kernel = layers.pop(0)
+    h_1xLx1 = h[None, :, None]
+    h = jax.lax.conv_general_dilated(h_1xLx1, kernel, (1,), "SAME",
+                                     dimension_numbers=("NWC", "WIO", "NWC"))
+    h = act(h).reshape(-1)
+  for w in layers[:-1]:
+    h = act(w @ h)
+  return (layers[-1] @ h)[0]
+
+
+def theorem1_step(weights, x_D, y, *, loss: str, act: str, architecture: str = "mlp",
+                  h_fractions=(0.5, 0.1, 0.01)):
+  """One SGD step on (x, y): ‖W_l − hG_l‖² − ‖W_l‖² = −2h⟨W_l, G_l⟩ + h²‖G_l‖² per layer.
+
+  Theorem 1 (and Du et al. 2018): ⟨W_l, G_l⟩ = L'(−yN)·(−y N(x)) for every layer l, which
+  is > 0 when yN(x) < 0, so every norm drops for h < h_0 = min_l 2⟨W_l, G_l⟩/‖G_l‖².
+  Returns the margin yN, the inner products, h_0 and the norm changes at h = f·h_0.
+  """
+  sigma = activation(act)
+  L = surrogate(loss)
+
+  def objective(ws):
+    return L(-y * homogeneous_net(ws, x_D, sigma, architecture))
+
+  grads = jax.grad(objective)(weights)
+  out = homogeneous_net(weights, x_D, sigma, architecture)
+  inner_L = jnp.stack([jnp.vdot(w, g) for w, g in zip(weights, grads)])
+  grad_sq_L = jnp.stack([jnp.vdot(g, g) for g in grads])
+  h0 = jnp.min(2.0 * inner_L / grad_sq_L)
+  fractions = jnp.asarray(h_fractions)
+  # ‖W − hG‖² − ‖W‖² = −⟨hG, 2W − hG⟩, written without the float32 cancellation.
+  change_FxL = jnp.stack([
+      jnp.stack([-jnp.vdot(f * h0 * g, 2 * w - f * h0 * g) for w, g in zip(weights, grads)])
+      for f in h_fractions])
+  predicted = jax.grad(L)(-y * out) * (-y * out)
+  return dict(margin=y * out, inner=inner_L, predicted_inner=predicted, h0=h0,
+              fractions=fractions, norm_change=change_FxL)
+
+
+def check_theorem1(key, *, d: int, depth: int, width: int, loss: str, act: str,
+                   architecture: str = "mlp", num_nets: int = 64):
+  """Theorem 1 on `num_nets` random networks, each with a misclassified Gaussian sample.
+
+  The label is set to y = −sign N(x), so y·N(x) < 0 by construction. Returns, per net:
+  ⟨W_l, G_l⟩ (should all equal L'·|N|), h_0, and the norm changes at h = f·h_0 (< 0).
+  """
+  key_w, key_x = jax.random.split(key)
+
+  def one(kw, kx):
+    weights = init_homogeneous_net(kw, d, depth, width, architecture)
+    x_D = jax.random.normal(kx, (d,))
+    y = -jnp.sign(homogeneous_net(weights, x_D, activation(act), architecture))
+    return theorem1_step(weights, x_D, y, loss=loss, act=act, architecture=architecture)
+
+  return jax.vmap(one)(jax.random.split(key_w, num_nets), jax.random.split(key_x, num_nets))
+
+
+# ----------------------------------------------------------------------------------------
+# Theorem 2 / Fig. 2: a single neuron N(x) = V·x under pure label noise.
+
+
+def _pure_noise_stream(key, steps: int, d: int):
+  """x_t ~ N(0, I_d) and y_t uniform ±1 for `steps` steps (Definition 2)."""
+  key_x, key_y = jax.random.split(key)
+  x_TxD = jax.random.normal(key_x, (steps, d))
+  y_T = jnp.where(jax.random.bernoulli(key_y, 0.5, (steps,)), 1.0, -1.0)
+  return x_TxD, y_T
+
+
+def single_neuron_step(v_D, sample, *, h: float, loss: str):
+  """V ← V − h∇_V L(−y V·x) = V + h L'(−y V·x) y x (proof of Theorem 2)."""
+  x_D, y = sample
+  g = jax.grad(lambda v: surrogate(loss)(-y * jnp.dot(v, x_D)))(v_D)
+  return v_D - h * g
+
+
+@functools.partial(jax.jit, static_argnames=("d", "steps", "record_every", "loss"))
+def single_neuron_norms(keys_S, h_H, *, d: int, steps: int, record_every: int, loss: str):
+  """‖V_t‖ of one neuron under pure noise (x ~ N(0, I_d), y ~ U{±1}), Theorem 2 / Fig. 2.
+
+  V_0 ~ U[−√3, √3]^d; vmapped over learning rates h_H and seeds keys_S.
+  Returns norms_HxSxR at steps 0, record_every, …, steps (R = steps/record_every + 1).
+  """
+  num_records = steps // record_every
+
+  def one(key, h):
+    key_init, key_run = jax.random.split(key)
+    v0 = uniform_sqrt3(key_init, (d,))
+    step = functools.partial(single_neuron_step, h=h, loss=loss)
+
+    def run_chunk(v, key_c):
+      v, _ = jax.lax.scan(lambda p, s: (step(p, s), None), v,
+                          _pure_noise_stream(key_c, record_every, d))
+      return v, jnp.linalg.norm(v)
+
+    _, norms = jax.lax.scan(run_chunk, v0, jax.random.split(key_run, num_records))
+    return jnp.concatenate([jnp.linalg.norm(v0)[None], norms])
+
+  return jax.vmap(lambda h: jax.vmap(lambda k: one(k, h))(keys_S))(h_H)
+
+
+def single_neuron_rate(norm: float, loss: str, num_points: int = 20001):
+  """First-order drift of ‖V‖ per step, divided by h: E_p[L'(−‖V‖p)·p], p ~ N(0, 1).
+
+  p = y·V̂·x ~ N(0, 1) and E[Δ‖V‖] ≈ h·E[c_t] (proof of Theorem 2).
+  For hinge this is −1/√(2π) ≈ −0.40 at any norm; logistic tends to it for large ‖V‖.
+  """
+  g = np.linspace(-8, 8, num_points)
+  w = np.exp(-g ** 2 / 2) / np.sqrt(2 * np.pi)
+  if loss == "hinge":
+    lp = (-norm * g > 0).astype(float)
+  else:
+    lp = 1.0 / (1.0 + np.exp(norm * g))
+  return float(np.trapezoid(lp * g * w, g))
+
+
+def single_neuron_equilibrium(d: int, h: float, loss: str) -> float:
+  """Stationary ‖V‖ of the small-h balance E[2hL'·yV·x] + h²E[L'²‖x‖²] = 0.
+
+  Hinge: 2h‖V‖/√(2π) = h²d/2, so ‖V‖ = √(2π)·dh/4 ∝ dh (Theorem 2 (a)).
+  Logistic (L' ≈ ½ + ξ/4): 2h‖V‖²/4 = h²d/4, so ‖V‖ = √(dh/2) ≤ d√h (Theorem 2 (b)).
+  """
+  if loss == "hinge":
+    return float(np.sqrt(2 * np.pi) * d * h / 4)
+  return float(np.sqrt(d * h / 2))
+
+
+def linear_rate(norms_T, steps_T, start: float, stop: float):
+  """Least-squares slope of ‖V‖ over the steps where start ≥ ‖V‖ ≥ stop (per step)."""
+  norms_T, steps_T = np.asarray(norms_T), np.asarray(steps_T)
+  mask = (norms_T <= start) & (norms_T >= stop)
+  if mask.sum() < 3:
+    return float("nan")
+  return float(np.polyfit(steps_T[mask], norms_T[mask], 1)[0])
+
+
+# ----------------------------------------------------------------------------------------
+# Figs. 3–4 (and Fig. 1): one hidden layer N(x) = V·ReLU(Wx + b) + c.
+
+
+def init_one_hidden_layer(key, d: int, width: int, num_outputs: int = 1, bias: bool = True):
+  """Weights of N(x) = V·ReLU(Wx + b) + c, every entry i.i.d. U[−√3, √3] (Sec. 6).
+
+  w: width×d, v: num_outputs×width; b (width) and c (num_outputs) only with `bias`.
+  """
+  k1, k2, k3, k4 = jax.random.split(key, 4)
+  params = {"w": uniform_sqrt3(k1, (width, d)), "v": uniform_sqrt3(k2, (num_outputs, width))}
+  if bias:
+    params["b"] = uniform_sqrt3(k3, (width,))
+    params["c"] = uniform_sqrt3(k4, (num_outputs,))
+  return params
+
+
+def hidden_preactivations(params, x_BxD):
+  """Wx + b for a batch, B×width (the b only when the net has biases)."""
+  z = x_BxD @ params["w"].T
+  return z + params["b"] if "b" in params else z
+
+
+def one_hidden_layer(params, x_BxD):
+  """N(x) = V·ReLU(Wx + b) + c for a batch: outputs B×num_outputs (eq. (1), k = 2)."""
+  out = jax.nn.relu(hidden_preactivations(params, x_BxD)) @ params["v"].T
+  return out + params["c"] if "c" in params else out
+
+
+def gaussian_active_fraction(params):
+  """E_x A_N(x)/width for x ~ N(0, I): mean_i Φ(b_i/‖w_i‖) (Definition 1, in closed form).
+
+  w_i·x + b_i ~ N(b_i, ‖w_i‖²), so neuron i fires with probability Φ(b_i/‖w_i‖).
+  """
+  norms = jnp.linalg.norm(params["w"], axis=1)
+  if "b" not in params:
+    return jnp.mean(jnp.where(norms > 0, 0.5, 0.0))
+  z = params["b"] / jnp.maximum(norms, 1e-30)
+  return jnp.mean(jax.scipy.stats.norm.cdf(z))
+
+
+def _binary_step(params, sample, *, h: float, loss: str):
+  """One batch-1 step on L(−y N(x)), x a single input, y ∈ {±1}."""
+  x_D, y = sample
+
+  def objective(p):
+    return surrogate(loss)(-y * one_hidden_layer(p, x_D[None])[0, 0])
+
+  grads = jax.grad(objective)(params)
+  return jax.tree.map(lambda p, g: p - h * g, params, grads)
+
+
+def _hidden_record(params, num_tracked: int):
+  record = {
+      "w_norm": jnp.linalg.norm(params["w"]),
+      "v_norm": jnp.linalg.norm(params["v"]),
+      "active_fraction": gaussian_active_fraction(params),
+  }
+  if "b" in params:
+    record["b_norm"] = jnp.linalg.norm(params["b"])
+    record["b_mean"] = jnp.mean(params["b"])
+    record["b_tracked"] = params["b"][:num_tracked]
+    record["c"] = params["c"][0]
+  return record
+
+
+@functools.partial(jax.jit, static_argnames=(
+    "d", "width", "bias", "loss", "steps", "record_every", "num_tracked"))
+def hidden_layer_pure_noise(keys_S, h, *, d: int, width: int, bias: bool, loss: str,
+                            steps: int, record_every: int, num_tracked: int = 8):
+  """One hidden layer of ReLU neurons under pure label noise on N(0, I_d) (Figs. 3–4).
+
+  Batch-1 SGD, V, W (and b, c with `bias`) all trained; vmapped over seeds keys_S.
+  Returns (final params, records) with records[name] of shape S×R (R = steps/record_every
+  + 1, record 0 the initialization): ‖W‖_F, ‖V‖, the Gaussian active fraction and, with
+  bias, ‖b‖, mean b, the first `num_tracked` biases and the output bias c.
+  """
+  num_records = steps // record_every
+
+  def one(key):
+    key_init, key_run = jax.random.split(key)
+    params = init_one_hidden_layer(key_init, d, width, 1, bias)
+    step = functools.partial(_binary_step, h=h, loss=loss)
+
+    def run_chunk(p, key_c):
+      p, _ = jax.lax.scan(lambda q, s: (step(q, s), None), p,
+                          _pure_noise_stream(key_c, record_every, d))
+      return p, _hidden_record(p, num_tracked)
+
+    first = jax.tree.map(lambda a: a[None], _hidden_record(params, num_tracked))
+    final, records = jax.lax.scan(run_chunk, params, jax.random.split(key_run, num_records))
+    records = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, records)
+    return final, records, params
+
+  final, records, initial = jax.vmap(one)(keys_S)
+  return final, records, initial
+
+
+# ----------------------------------------------------------------------------------------
+# Theorems 3–4: data uniform on {e_1, …, e_d}, N(x) = V·ReLU(Wx), V = (1..1, −1..−1) fixed.
+
+
+def fixed_output_weights(k: int):
+  """V = (1, …, 1, −1, …, −1) ∈ R^{2k} (Theorems 3–4)."""
+  return jnp.concatenate([jnp.ones(k), -jnp.ones(k)])
+
+
+def basis_outputs(w_2kxD):
+  """N(e_i) = V·ReLU(W e_i) = V·ReLU(W[:, i]) for every i: outputs_D."""
+  k = w_2kxD.shape[0] // 2
+  return fixed_output_weights(k) @ jax.nn.relu(w_2kxD)
+
+
+def standard_basis_step(w_2kxD, sample, *, h: float):
+  """Hinge (β = 0) SGD step on (e_i, y), only W trained (Theorems 3–4).
+
+  Misclassified (y·N(e_i) < 0): W[:, i] += h·y·V ⊙ 1[W[:, i] > 0]; else nothing. Other
+  columns never move (the e_j are orthogonal).
+  """
+  i, y = sample
+  k, d = w_2kxD.shape[0] // 2, w_2kxD.shape[1]
+  e_i = (jnp.arange(d) == i).astype(w_2kxD.dtype)
+  col = w_2kxD @ e_i
+  v = fixed_output_weights(k)
+  out = v @ jax.nn.relu(col)
+  misclassified = y * out < 0
+  delta = jnp.where(misclassified, h * y, 0.0) * v * (col > 0)
+  return w_2kxD + delta[:, None] * e_i[None, :]
+
+
+def _basis_record(w):
+  outs = basis_outputs(w)
+  return {"max_abs_output": jnp.max(jnp.abs(outs)),
+          "active_fraction": jnp.mean(w > 0),
+          "dead_inputs": jnp.mean(jnp.all(w <= 0, axis=0))}
+
+
+@functools.partial(jax.jit, static_argnames=("k", "d", "steps", "record_every"))
+def standard_basis_pure_noise(keys_S, h_H, *, k: int, d: int, steps: int, record_every: int):
+  """Theorems 3–4: W ~ U[−1, 1]^{2k×d}, hinge β = 0, pure noise on U{e_1, …, e_d}.
+
+  Vmapped over learning rates h_H and seeds keys_S. Returns (W_init, W_final) of shape
+  H×S×2k×d and records (H×S×R) of max_i |N(e_i)|, the fraction of positive entries of W
+  (active units over inputs) and the fraction of inputs with every unit dead.
+  """
+  num_records = steps // record_every
+
+  def stream(key, n):
+    key_i, key_y = jax.random.split(key)
+    return (jax.random.randint(key_i, (n,), 0, d),
+            jnp.where(jax.random.bernoulli(key_y, 0.5, (n,)), 1.0, -1.0))
+
+  def one(key, h):
+    key_init, key_run = jax.random.split(key)
+    w0 = jax.random.uniform(key_init, (2 * k, d), minval=-1.0, maxval=1.0)
+    step = functools.partial(standard_basis_step, h=h)
+
+    def run_chunk(w, key_c):
+      w, _ = jax.lax.scan(lambda q, s: (step(q, s), None), w, stream(key_c, record_every))
+      return w, _basis_record(w)
+
+    w_final, records = jax.lax.scan(run_chunk, w0, jax.random.split(key_run, num_records))
+    return w0, w_final, records
+
+  return jax.vmap(lambda h: jax.vmap(lambda key: one(key, h))(keys_S))(h_H)
+
+
+def zero_coordinates(w_2kxD):
+  """Number of zero coordinates of ReLU(W e_i) for each i: counts_D (Theorem 4)."""
+  return jnp.sum(w_2kxD <= 0, axis=0)
+
+
+# ----------------------------------------------------------------------------------------
+# Batch-1 SGD with per-step label noise on a fixed training set (Fig. 1, Sec. 6.3–6.4).
+
+
+def sgd_label_noise(params, key, p, *, apply_fn: Callable, loss_fn: Callable,
+                    noise_fn: Callable, lr_fn: Callable, x_NxD, labels_N, steps: int,
+                    eval_every: int, eval_fn: Callable):
+  """Batch-1 SGD where each step's label is resampled with probability p (Sec. 3).
+
+  Step t: i ~ U{1..n}, label ← noise_fn(key, label_i, p), params −= lr_fn(t)·∇ loss.
+  `loss_fn(outputs_1xK, labels_1) -> losses_1`; `eval_fn(params) -> dict of scalars` runs
+  every `eval_every` steps (and at step 0). Pure: vmap it over keys and p.
+  Returns (final params, records with a leading axis of steps/eval_every + 1).
+  """
+  n = x_NxD.shape[0]
+  num_evals = steps // eval_every
+
+  def step(carry, t_key):
+    params = carry
+    t, key_t = t_key
+    key_i, key_noise = jax.random.split(key_t)
+    i = jax.random.randint(key_i, (), 0, n)
+    x_1xD = jax.lax.dynamic_slice_in_dim(x_NxD, i, 1)
+    label_1 = noise_fn(key_noise, jax.lax.dynamic_slice_in_dim(labels_N, i, 1), p)
+
+    def objective(q):
+      return jnp.sum(loss_fn(apply_fn(q, x_1xD), label_1))
+
+    grads = jax.grad(objective)(params)
+    lr = lr_fn(t)
+    return jax.tree.map(lambda a, g: a - lr * g, params, grads), None
+
+  def chunk(params, c_key):
+    c, key_c = c_key
+    ts = c * eval_every + jnp.arange(eval_every)
+    params, _ = jax.lax.scan(step, params, (ts, jax.random.split(key_c, eval_every)))
+    return params, eval_fn(params)
+
+  first = jax.tree.map(lambda a: jnp.asarray(a)[None], eval_fn(params))
+  final, records = jax.lax.scan(
+      chunk, params, (jnp.arange(num_evals), jax.random.split(key, num_evals)))
+  return final, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, records)
