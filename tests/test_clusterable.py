@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from noisejax import models, synthetic
 from noisejax.errors import ConfigError
 from noisejax.theory import clusterable as cl
 
@@ -65,16 +66,20 @@ def test_signal_projection_is_projection_onto_cluster_constant_vectors():
   assert abs(float(residual_N @ constant_N)) < 1e-5
 
 
+def _perfect_clusters(key, num_clusters, n, d, rho):
+  """ε0 = 0 data (every x_i is its cluster center), exactly round(ρ n_ℓ) labels flipped per cluster."""
+  return synthetic.clusterable(key, n, d, num_clusters, 2, 0.0, corruption=rho, flip_to_other=True)
+
+
 def test_lemma_10_10_and_diffusedness():
-  cluster_id_N = jnp.repeat(jnp.arange(4), 10)
-  y_true_N = (cluster_id_N % 2).astype(jnp.float32)
-  labels_N, is_noisy_N = cl.flip_per_cluster(jax.random.PRNGKey(5), y_true_N.astype(jnp.int32),
-                                             cluster_id_N, 4, 2, rho=0.2)
-  assert is_noisy_N.sum() == 8 and np.all((labels_N != np.asarray(y_true_N)) == is_noisy_N)
-  bound = cl.theorem92_bound(labels_N, y_true_N, cluster_id_N, 4)
+  data = _perfect_clusters(jax.random.PRNGKey(5), 4, 40, 5, 0.2)
+  assert int(data.is_noisy.sum()) == 8
+  alphas = cl.class_values(2)
+  y_N, y_true_N = alphas[data.labels], alphas[data.clean_labels]
+  bound = cl.theorem92_bound(y_N, y_true_N, data.cluster_id, 4)
   np.testing.assert_allclose(bound, 2 * 0.2, atol=1e-6)  # |e| = 1, 2 of 10 flipped per cluster
-  assert cl.diffusedness(cluster_id_N, 4) == 4.0
-  assert bound <= cl.sparse_corruption_bound(labels_N, y_true_N, cluster_id_N, 4) + 1e-6
+  assert cl.diffusedness(data.cluster_id, 4) == 4.0
+  assert bound <= cl.sparse_corruption_bound(y_N, y_true_N, data.cluster_id, 4) + 1e-6
 
 
 def test_ntk_gram_matches_autodiff_jacobian():
@@ -111,15 +116,13 @@ def test_gradient_descent_matches_explicit_steps():
 def test_theorem_9_2_bound_on_perfectly_clustered_data():
   """ε0 = 0: after many steps f ≈ Π_{S₊}(y), so ‖f − ỹ‖_∞ ≤ 2‖Π_{S₊}(e)‖_∞ and no sample is misread."""
   num_clusters, n_per, d, k = 3, 8, 6, 200
-  key_c, key_w, key_noise = jax.random.split(jax.random.PRNGKey(8), 3)
-  centers_KxD = _unit_rows(key_c, num_clusters, d)
-  cluster_id_N = jnp.repeat(jnp.arange(num_clusters), n_per)
-  x_NxD = centers_KxD[cluster_id_N]
+  key_data, key_w = jax.random.split(jax.random.PRNGKey(8))
+  data = _perfect_clusters(key_data, num_clusters, num_clusters * n_per, d, 0.125)
+  x_NxD, cluster_id_N = data.x, data.cluster_id
+  np.testing.assert_allclose(x_NxD, data.centers[cluster_id_N], atol=1e-6)
   alphas = cl.class_values(2)
-  true_class_N = cluster_id_N % 2
-  given_class_N, is_noisy_N = cl.flip_per_cluster(key_noise, true_class_N, cluster_id_N,
-                                                  num_clusters, 2, rho=0.125)
-  assert is_noisy_N.sum() == num_clusters
+  true_class_N, given_class_N = data.clean_labels, data.labels
+  assert int(data.is_noisy.sum()) == num_clusters
   y_true_N, y_N = alphas[true_class_N], alphas[given_class_N]
   w0_KxD, v_K = cl.init_hidden(key_w, k, d), cl.output_weights(k)
   lr = cl.step_size(w0_KxD, v_K, x_NxD)
@@ -144,3 +147,15 @@ def test_top_subspace_fractions():
                              atol=1e-9)
   np.testing.assert_allclose(cl.singular_values_from_gram(gram_NxN)[:2], [10.0, np.sqrt(50)],
                              rtol=1e-9)
+
+
+def test_network_matches_fixed_output_net_and_separation_auc():
+  x_NxD = jax.random.normal(jax.random.PRNGKey(9), (4, 6))
+  model = models.get_model("fixed_output_net", 1, hidden=10)
+  variables = model.init(jax.random.PRNGKey(10), x_NxD)
+  expected_N = model.apply(variables, x_NxD)[:, 0]
+  np.testing.assert_allclose(cl.network(variables["params"]["W"], cl.output_weights(10), x_NxD),
+                             expected_N, rtol=1e-5, atol=1e-6)
+  assert cl.separation_auc([0.1, 0.2], [0.3, 0.5]) == 1.0
+  assert cl.separation_auc([0.1, 0.4], [0.3]) == 0.5
+  assert cl.separation_auc([1.0], [0.0, 1.0]) == 0.25

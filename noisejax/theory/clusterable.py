@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from noisejax import models
 from noisejax.errors import ConfigError
 
 ACTIVATIONS = {
@@ -159,47 +160,16 @@ def nearest_class(outputs_N, alphas_C) -> jnp.ndarray:
   return jnp.argmin(jnp.abs(jnp.asarray(outputs_N)[..., None] - jnp.asarray(alphas_C)), axis=-1)
 
 
-def reassign_labels(key, labels_N, num_classes: int, fraction: float):
-  """Each label is, with probability `fraction`, replaced by a uniformly random class.
-
-  The replacement can equal the old label, so about fraction·(K̄−1)/K̄ of labels flip
-  (Fig. 5: 30% reassigned, about 15% flipped). Returns (new_labels_N, is_noisy_N).
-  """
-  pick_key, class_key = jax.random.split(key)
-  labels_N = jnp.asarray(labels_N)
-  chosen_N = jax.random.bernoulli(pick_key, fraction, labels_N.shape)
-  random_N = jax.random.randint(class_key, labels_N.shape, 0, num_classes)
-  new_N = jnp.where(chosen_N, random_N, labels_N).astype(labels_N.dtype)
-  return new_N, new_N != labels_N
-
-
-def flip_per_cluster(key, labels_N, cluster_id_N, num_clusters: int, num_classes: int,
-                     rho: float):
-  """Def. 1.2: in each cluster ℓ exactly ⌊ρ n_ℓ⌋ labels move to another class, uniformly.
-
-  Returns (new_labels_N, is_noisy_N) as numpy arrays.
-  """
-  labels_N = np.asarray(labels_N).copy()
-  cluster_id_N = np.asarray(cluster_id_N)
-  is_noisy_N = np.zeros(len(labels_N), bool)
-  for ell in range(num_clusters):
-    members = np.flatnonzero(cluster_id_N == ell)
-    count = int(math.floor(rho * len(members) + 1e-9))
-    pick_key, shift_key = jax.random.split(jax.random.fold_in(key, ell))
-    chosen = np.asarray(jax.random.permutation(pick_key, members))[:count]
-    shift = np.asarray(jax.random.randint(shift_key, (count,), 1, num_classes))
-    labels_N[chosen] = (labels_N[chosen] + shift) % num_classes
-    is_noisy_N[chosen] = True
-  return labels_N, is_noisy_N
-
-
 # ----------------------------------------------------------------------------
 # The one-hidden-layer network of eq. (2) and gradient descent (eqs. 3–4).
 
 
 def output_weights(k: int) -> jnp.ndarray:
-  """v_k with half the entries +1/√k and half −1/√k (Section 1.2, fixed during training)."""
-  return jnp.where(jnp.arange(k) < (k + 1) // 2, 1.0, -1.0) / jnp.sqrt(k)
+  """v_k with half the entries +1/√k and half −1/√k (Section 1.2, fixed during training).
+
+  The same vector as models.FixedOutputNet(output="pm_inv_sqrt_k").
+  """
+  return models.fixed_output_weights(k, "pm_inv_sqrt_k")
 
 
 def init_hidden(key, k: int, d: int) -> jnp.ndarray:
@@ -302,3 +272,42 @@ def top_subspace_fractions(gram_NxN, vectors: dict, *, relative_threshold: float
     u_N = np.asarray(u_N, np.float64)
     result[name] = float(np.sum((u_NxR.T @ u_N) ** 2) / max(np.sum(u_N ** 2), 1e-30))
   return result
+
+
+def gradient_descent_batch(w0_SxKxD, v_K, x_SxNxD, y_SxN, lr_S, *, num_steps: int,
+                           record_every: int = 1, activation: str = "relu") -> GDTrace:
+  """`gradient_descent` for S runs at once (seeds or corruption levels), vmapped over runs."""
+  run = functools.partial(gradient_descent, num_steps=num_steps, record_every=record_every,
+                          activation=activation)
+  return jax.vmap(run, in_axes=(0, None, 0, 0, 0))(w0_SxKxD, v_K, x_SxNxD, y_SxN,
+                                                    jnp.asarray(lr_S, jnp.float32))
+
+
+# ----------------------------------------------------------------------------
+# Measurements on a trajectory.
+
+
+def separation_auc(loss_clean, loss_noisy) -> float:
+  """P(ℓ_noisy > ℓ_clean) + ½P(=) over all (clean, corrupted) pairs: the ROC AUC of the loss.
+
+  1 means the per-sample losses of corrupted samples all exceed those of clean ones
+  (separated histograms, Figs. 4a–b, 5b); 0.5 means they are indistinguishable.
+  """
+  clean = np.sort(np.asarray(loss_clean, np.float64).ravel())
+  noisy = np.asarray(loss_noisy, np.float64).ravel()
+  if clean.size == 0 or noisy.size == 0:
+    return float("nan")
+  below = np.searchsorted(clean, noisy, side="left")
+  not_above = np.searchsorted(clean, noisy, side="right")
+  return float(np.mean((below + not_above) / 2.0) / clean.size)
+
+
+def parameter_distance(params, params0) -> float:
+  """‖θ − θ0‖₂ over all layers combined (Fig. 3's distance from initialization)."""
+  diffs = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), params, params0))
+  return float(jnp.sqrt(sum(diffs)))
+
+
+def parameter_norm(params) -> float:
+  """‖θ‖₂ over all layers combined."""
+  return float(jnp.sqrt(sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(params))))
