@@ -1,0 +1,368 @@
+"""Label noise in the feature-learning process (Han et al., ICML 2025, arXiv 2505.18909).
+
+A two-layer ReLU CNN on signal–noise patches, trained by full-batch gradient descent
+on the logistic loss of the noisy labels, and the exact signal / noise decomposition of
+its weights:
+
+  x = [y·μ, ξ],  F_j(W_j, x) = (1/m) Σ_r [σ(⟨w_{j,r}, y·μ⟩) + σ(⟨w_{j,r}, ξ⟩)],  f = F₊₁ − F₋₁,
+  w_{j,r}⁽ᵗ⁾ = w_{j,r}⁽⁰⁾ + j·γ_{j,r}⁽ᵗ⁾·‖μ‖⁻²μ + Σ_i ρ_{j,r,i}⁽ᵗ⁾·‖ξ_i‖⁻²ξ_i.
+
+Weights are one array W_2xMxD: W[0] holds the filters w_{+1,r}, W[1] the filters w_{−1,r}
+(the layout of `noisejax.models.PatchCNN`). Only this first layer trains; the second is
+fixed at ±1/m. A whole run is one jitted `lax.scan` that records γ, ρ, the training
+outputs and the test error at chosen iterations; runs over seeds (and over signal
+strengths) are one `vmap` of it.
+
+Every gradient step adds a combination of μ and the ξ_i to each filter, so w⁽ᵗ⁾ − w⁽⁰⁾
+lies in span{μ, ξ_1..ξ_n}. With n + 1 ≤ d these vectors are linearly independent, the
+coefficients are unique, and `decompose` recovers them exactly by solving the Gram
+system of the (normalized) basis. They then equal the coefficients of the paper's
+iterative updates (`coefficient_updates`), so ρ_{j,r,i} ≥ 0 when j = ỹ_i (ρ̄) and ≤ 0
+when j ≠ ỹ_i (ρ̲).
+"""
+
+import functools
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from noisejax.errors import ConfigError
+
+J_2 = jnp.array([1.0, -1.0])  # the class sign j of W[0] and W[1]
+LOG2 = float(np.log(2.0))
+
+
+# ----------------------------------------------------------------------------- model
+
+def snr(mu_norm, sigma_xi, d):
+  """Signal-to-noise ratio of the data (paper §3): SNR = ‖μ‖ / (σ_ξ·√d)."""
+  return mu_norm / (sigma_xi * np.sqrt(d))
+
+
+def n_snr2(n, mu_norm, sigma_xi, d):
+  """The paper's regime parameter n·SNR² = n‖μ‖² / (σ_ξ² d); Θ(1) gives two stages."""
+  return n * snr(mu_norm, sigma_xi, d) ** 2
+
+
+def init_weights(key, m, d, sigma0):
+  """First-layer filters at initialization: w_{j,r}⁽⁰⁾ ~ N(0, σ₀² I_d), shape 2×m×d."""
+  return sigma0 * jax.random.normal(key, (2, m, d))
+
+
+def patch_cnn(W_2xMxD, x_Nx2xD):
+  """Output of the two-layer patch CNN (paper §3): f = F₊₁ − F₋₁.
+
+  F_j(x) = (1/m) Σ_r Σ_{p=1,2} ReLU(⟨w_{j,r}, x⁽ᵖ⁾⟩). Returns f_N.
+  """
+  pre_Nx2xMx2 = jnp.einsum("jmd,npd->njmp", W_2xMxD, x_Nx2xD)
+  F_Nx2 = jax.nn.relu(pre_Nx2xMx2).sum(-1).mean(-1)
+  return F_Nx2[:, 0] - F_Nx2[:, 1]
+
+
+def logistic_losses(f_N, y_N):
+  """Per-sample logistic loss ℓ(f, ỹ) = log(1 + exp(−ỹ·f)) (paper §3)."""
+  return jax.nn.softplus(-y_N * f_N)
+
+
+def empirical_risk(W_2xMxD, x_Nx2xD, y_N):
+  """Training objective L_S(W) = (1/n) Σ_i ℓ(f(W, x_i), ỹ_i)."""
+  return logistic_losses(patch_cnn(W_2xMxD, x_Nx2xD), y_N).mean()
+
+
+def gd_step(W_2xMxD, x_Nx2xD, y_N, eta):
+  """One full-batch gradient step: w_{j,r}⁽ᵗ⁺¹⁾ = w_{j,r}⁽ᵗ⁾ − η·∇_{w_{j,r}} L_S(W⁽ᵗ⁾)."""
+  return W_2xMxD - eta * jax.grad(empirical_risk)(W_2xMxD, x_Nx2xD, y_N)
+
+
+def coefficient_updates(W_2xMxD, x_Nx2xD, y_true_N, y_noisy_N, eta):
+  """One step of the paper's coefficient recursions (the increments Δγ, Δρ of one GD step).
+
+  γ_{j,r} += −(η/nm) Σ_i ℓ'_i σ'(⟨w_{j,r}, y_iμ⟩) ỹ_i y_i ‖μ‖²,
+  ρ_{j,r,i} += −(η/nm) ℓ'_i σ'(⟨w_{j,r}, ξ_i⟩) j ỹ_i ‖ξ_i‖²,  ℓ'_i = −1/(1 + exp(ỹ_i f_i)).
+  Returns (dgamma_2xM, drho_2xMxN); summed over steps they equal `decompose` exactly.
+  """
+  n, m = x_Nx2xD.shape[0], W_2xMxD.shape[1]
+  f_N = patch_cnn(W_2xMxD, x_Nx2xD)
+  dloss_N = -jax.nn.sigmoid(-y_noisy_N * f_N)  # ℓ'_i
+  pre_Nx2xMx2 = jnp.einsum("jmd,npd->njmp", W_2xMxD, x_Nx2xD)
+  active_Nx2xMx2 = (pre_Nx2xMx2 > 0).astype(W_2xMxD.dtype)
+  mu_sq = jnp.sum(x_Nx2xD[0, 0] ** 2)  # ‖y_0μ‖² = ‖μ‖²
+  xi_sq_N = jnp.sum(x_Nx2xD[:, 1] ** 2, axis=-1)
+  scale = -eta / (n * m)
+  dgamma_2xM = scale * jnp.einsum("n,njm->jm", dloss_N * y_noisy_N * y_true_N,
+                                  active_Nx2xMx2[..., 0]) * mu_sq
+  drho_2xMxN = scale * jnp.einsum("n,njm->jmn", dloss_N * y_noisy_N * xi_sq_N,
+                                  active_Nx2xMx2[..., 1]) * J_2[:, None, None]
+  return dgamma_2xM, drho_2xMxN
+
+
+# ----------------------------------------------------------------------------- decomposition
+
+class Basis(NamedTuple):
+  """The normalized basis {μ/‖μ‖, ξ_i/‖ξ_i‖} (K = n + 1 rows), its norms and Gram inverse."""
+  u_KxD: jax.Array
+  norms_K: jax.Array
+  gram_inv_KxK: jax.Array
+
+
+def make_basis(mu_D, xi_NxD):
+  """Precomputes the Gram system of span{μ, ξ_1..ξ_n} used by `decompose`.
+
+  G = U Uᵀ with U the unit-norm basis rows; needs n + 1 ≤ d (linearly independent rows).
+  """
+  v_KxD = jnp.concatenate([mu_D[None], xi_NxD], axis=0)
+  norms_K = jnp.linalg.norm(v_KxD, axis=-1)
+  u_KxD = v_KxD / norms_K[:, None]
+  gram_KxK = u_KxD @ u_KxD.T
+  return Basis(u_KxD, norms_K, jnp.linalg.inv(gram_KxK))
+
+
+def decompose(W_2xMxD, W0_2xMxD, basis: Basis):
+  """Exact signal–noise decomposition (paper eq. "signal-noise decomposition").
+
+  Solves w_{j,r} − w_{j,r}⁽⁰⁾ = j·γ_{j,r}‖μ‖⁻²μ + Σ_i ρ_{j,r,i}‖ξ_i‖⁻²ξ_i through the Gram
+  matrix of the basis. Returns (gamma_2xM, rho_2xMxN).
+  """
+  delta_2xMxD = W_2xMxD - W0_2xMxD
+  a_2xMxK = jnp.einsum("kl,jml->jmk", basis.gram_inv_KxK,
+                       jnp.einsum("ld,jmd->jml", basis.u_KxD, delta_2xMxD))
+  coef_2xMxK = a_2xMxK * basis.norms_K  # in the paper's scaling (‖μ‖⁻²μ, ‖ξ_i‖⁻²ξ_i)
+  gamma_2xM = J_2[:, None] * coef_2xMxK[..., 0]
+  return gamma_2xM, coef_2xMxK[..., 1:]
+
+
+def reconstruct(gamma_2xM, rho_2xMxN, W0_2xMxD, basis: Basis):
+  """w⁽⁰⁾ + j·γ‖μ‖⁻²μ + Σ_i ρ_i‖ξ_i‖⁻²ξ_i, the inverse of `decompose`."""
+  coef_2xMxK = jnp.concatenate([(J_2[:, None] * gamma_2xM)[..., None], rho_2xMxN], axis=-1)
+  a_2xMxK = coef_2xMxK / basis.norms_K
+  return W0_2xMxD + jnp.einsum("jmk,kd->jmd", a_2xMxK, basis.u_KxD)
+
+
+def split_rho(rho_2xMxN, y_noisy_N):
+  """ρ̄_{j,r,i} = ρ_{j,r,i}·1[j = ỹ_i] (≥ 0) and ρ̲_{j,r,i} = ρ_{j,r,i}·1[j ≠ ỹ_i] (≤ 0)."""
+  same_2x1xN = (J_2[:, None, None] == y_noisy_N[None, None, :])
+  return jnp.where(same_2x1xN, rho_2xMxN, 0.0), jnp.where(same_2x1xN, 0.0, rho_2xMxN)
+
+
+# ----------------------------------------------------------------------------- training run
+
+class Trace(NamedTuple):
+  """What one run records at each of its R recorded iterations (leading axis R)."""
+  gamma_Rx2xM: jax.Array
+  rho_Rx2xMxN: jax.Array
+  f_RxN: jax.Array          # training outputs f(W⁽ᵗ⁾, x_i)
+  test_error_R: jax.Array   # P̂(sign f(x) ≠ y) on clean test samples (true labels)
+  residual_R: jax.Array     # max relative error of the reconstruction from (γ, ρ)
+
+
+def record_steps(total_steps, num_records):
+  """Iterations to record: 0, then log-spaced up to `total_steps` (unique, increasing)."""
+  steps = np.unique(np.round(np.geomspace(1, total_steps, num_records - 1)).astype(int))
+  return tuple(int(s) for s in np.concatenate([[0], steps]))
+
+
+def _record(W, W0, basis, x_train, x_test, y_test):
+  gamma, rho = decompose(W, W0, basis)
+  delta = W - W0
+  residual = jnp.linalg.norm(reconstruct(gamma, rho, W0, basis) - W) / jnp.maximum(
+      jnp.linalg.norm(delta), 1e-30)
+  f_test = patch_cnn(W, x_test)
+  test_error = jnp.mean(jnp.sign(f_test) != y_test)
+  return Trace(gamma, rho, patch_cnn(W, x_train), test_error, residual)
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def simulate(W0_2xMxD, mu_D, x_Nx2xD, y_noisy_N, x_test_Tx2xD, y_test_T, eta, *, steps):
+  """Full-batch GD on the logistic loss, recorded at the iterations `steps` (one lax.scan).
+
+  w⁽ᵗ⁺¹⁾ = w⁽ᵗ⁾ − η∇L_S(w⁽ᵗ⁾); at each t in `steps` records γ⁽ᵗ⁾, ρ⁽ᵗ⁾ (exact
+  decomposition), f(W⁽ᵗ⁾, x_i) and the clean test error. Returns (W_final, Trace).
+  Pure in all array arguments, so `jax.vmap` runs seeds (or signal strengths) at once.
+  """
+  basis = make_basis(mu_D, x_Nx2xD[:, 1])
+  increments = np.diff(np.asarray((0,) + tuple(steps)))
+
+  def advance(W, count):
+    W = jax.lax.fori_loop(0, count, lambda _, w: gd_step(w, x_Nx2xD, y_noisy_N, eta), W)
+    return W, _record(W, W0_2xMxD, basis, x_Nx2xD, x_test_Tx2xD, y_test_T)
+
+  return jax.lax.scan(advance, W0_2xMxD, jnp.asarray(increments, jnp.int32))
+
+
+def simulate_seeds(W0_Sx2xMxD, mu_SxD, x_SxNx2xD, y_noisy_SxN, x_test_SxTx2xD, y_test_SxT, eta,
+                   *, steps):
+  """`simulate` vmapped over a leading seed axis S of every array (η shared)."""
+  run = functools.partial(simulate, steps=steps)
+  return jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0, None))(
+      W0_Sx2xMxD, mu_SxD, x_SxNx2xD, y_noisy_SxN, x_test_SxTx2xD, y_test_SxT, eta)
+
+
+class Problem(NamedTuple):
+  """Training and test data and initial weights of S independent runs (leading axis S)."""
+  W0_Sx2xMxD: jax.Array
+  mu_SxD: jax.Array
+  x_SxNx2xD: jax.Array
+  y_SxN: jax.Array          # true labels ±1
+  y_noisy_SxN: jax.Array    # observed labels ±1
+  is_noisy_SxN: jax.Array
+  x_test_SxTx2xD: jax.Array
+  y_test_SxT: jax.Array     # true labels ±1
+
+
+def make_problem(key, num_seeds, *, n, d, m, mu_norm, sigma_xi, sigma0, tau_pos, tau_neg,
+                 n_test):
+  """Draws S = num_seeds independent data sets and initializations (paper §3 data model).
+
+  Training data: `noisejax.synthetic.signal_noise` with class-conditional Bernoulli flips
+  (τ₊, τ₋); test data: fresh ξ with the same μ and clean labels.
+  """
+  from noisejax import synthetic  # pylint: disable=g-import-not-at-top
+  runs = []
+  for seed_key in jax.random.split(key, num_seeds):
+    key_train, key_test, key_init = jax.random.split(seed_key, 3)
+    train = synthetic.signal_noise(key_train, n, d, mu_norm, sigma_xi, tau_pos, tau_neg)
+    test = synthetic.signal_noise(key_test, n_test, d, mu_norm, sigma_xi, 0.0, 0.0)
+    runs.append(Problem(init_weights(key_init, m, d, sigma0), train.mu_D, train.x_Nx2xD,
+                        train.y.astype(jnp.float32), train.y_noisy.astype(jnp.float32),
+                        train.is_noisy, test.x_Nx2xD, test.y.astype(jnp.float32)))
+  return Problem(*(jnp.stack(parts) for parts in zip(*runs)))
+
+
+def run_problem(problem: Problem, eta, steps):
+  """Trains every run of `problem` (one vmapped scan). Returns (W_final, Trace), axis S first."""
+  return simulate_seeds(problem.W0_Sx2xMxD, problem.mu_SxD, problem.x_SxNx2xD,
+                        problem.y_noisy_SxN, problem.x_test_SxTx2xD, problem.y_test_SxT,
+                        eta, steps=tuple(steps))
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def _first_window(ok_R):
+  """(start, end) indices of the first maximal run of True in ok_R, or None."""
+  idx = np.flatnonzero(ok_R)
+  if idx.size == 0:
+    return None
+  start = int(idx[0])
+  end = start
+  while end + 1 < ok_R.size and ok_R[end + 1]:
+    end += 1
+  return start, end
+
+
+def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
+  """Curves and stage boundaries of ONE run (numpy; no seed axis).
+
+  Stage I window: the first run of recorded iterations at which every training sample is
+  classified by its TRUE label (all clean samples fitted, every noisy sample predicted
+  as its true class, i.e. not fitted). T₁ is its last iteration: right after it the first
+  noisy sample is memorized (Stage II). Returns a dict of arrays and scalars.
+  """
+  steps = np.asarray(steps)
+  y, y_noisy, noisy = (np.asarray(a) for a in (y_N, y_noisy_N, is_noisy_N))
+  noisy = noisy.astype(bool)
+  f = np.asarray(trace.f_RxN)
+  gamma = np.asarray(trace.gamma_Rx2xM)
+  rho = np.asarray(trace.rho_Rx2xMxN)
+  rho_bar = np.where(np.array([1.0, -1.0])[None, :, None, None] == y_noisy[None, None, None, :],
+                     rho, 0.0)
+  losses = np.logaddexp(0.0, -y_noisy * f)
+  correct_given = np.sign(f) == y_noisy
+  correct_true = np.sign(f) == y
+  mean_or_nan = lambda a, mask: a[:, mask].mean(1) if mask.any() else np.full(len(a), np.nan)
+  rho_max_RxN = rho.max(axis=(1, 2))  # max_{j,r} ρ_{j,r,i}
+  rho_bar_max_RxN = rho_bar.max(axis=(1, 2))  # max_r ρ̄_{ỹ_i,r,i}
+  gamma_max_R = gamma.max(axis=(1, 2))
+  out = {
+      "steps": steps,
+      "acc_train": correct_given.mean(1),
+      "acc_clean": mean_or_nan(correct_given, ~noisy),
+      "acc_noisy": mean_or_nan(correct_given, noisy),        # against the noisy labels
+      "acc_noisy_true": mean_or_nan(correct_true, noisy),    # against the true labels
+      "acc_true": correct_true.mean(1),
+      "test_error": np.asarray(trace.test_error_R),
+      "gamma_max": gamma_max_R,
+      "gamma_min": gamma.min(axis=(1, 2)),
+      "gamma_mean": gamma.mean(axis=(1, 2)),
+      "rho_max_clean": rho_max_RxN[:, ~noisy].max(1) if (~noisy).any() else np.zeros(len(f)),
+      "rho_max_noisy": rho_max_RxN[:, noisy].max(1) if noisy.any() else np.zeros(len(f)),
+      "rho_mean_clean": mean_or_nan(rho_max_RxN, ~noisy),
+      "rho_mean_noisy": mean_or_nan(rho_max_RxN, noisy),
+      "rho_bar_max_noisy": (rho_bar_max_RxN[:, noisy].max(1) if noisy.any()
+                            else np.zeros(len(f))),
+      "losses": losses,
+      "is_noisy": noisy,
+      "residual": float(np.max(np.asarray(trace.residual_R)[1:])) if len(f) > 1 else 0.0,
+  }
+  # Fraction of noisy samples whose own noise coefficient beats the signal of their class:
+  # max_r ρ̄_{ỹ_i,r,i} > max_r γ_{y_i,r}.
+  gamma_true_RxN = np.where(y[None, :] > 0, gamma[:, 0].max(-1)[:, None],
+                            gamma[:, 1].max(-1)[:, None])
+  out["frac_noisy_rho_over_gamma"] = (mean_or_nan(rho_bar_max_RxN > gamma_true_RxN, noisy))
+  window = _first_window(out["acc_true"] == 1.0) if noisy.any() else None
+  out["window"] = None if window is None else (int(steps[window[0]]), int(steps[window[1]]))
+  out["t1_index"] = None if window is None else window[1]
+  return out
+
+
+def separation_at(losses_RxN, is_noisy_N, index):
+  """Sample selection by the log 2 threshold at record `index` (Prop. 4.3).
+
+  Returns the fractions of clean samples with ℓ ≤ log 2 and of noisy samples with ℓ ≥ log 2.
+  """
+  losses = np.asarray(losses_RxN)[index]
+  noisy = np.asarray(is_noisy_N, bool)
+  clean_below = float(np.mean(losses[~noisy] <= LOG2)) if (~noisy).any() else float("nan")
+  noisy_above = float(np.mean(losses[noisy] >= LOG2)) if noisy.any() else float("nan")
+  return {"clean_below_log2": clean_below, "noisy_above_log2": noisy_above}
+
+
+# ----------------------------------------------------------------------------- real-data check
+
+# VGG configurations (Simonyan & Zisserman 2015), CIFAR variant of the paper's public code:
+# 3×3 convs (pad 1) with BatchNorm and ReLU, 2×2 max-pools ("M"), global average pool,
+# then 512 → 4096 → 4096 → outputs.
+VGG_CONFIGS = {
+    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg13": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"),
+}
+
+
+class VGG(nn.Module):
+  """VGG with BatchNorm for 32×32 images, as in the paper's public real-data code.
+
+  Conv 3×3 (pad 1) → BN → ReLU blocks and 2×2 max-pools per `VGG_CONFIGS[config]`, global
+  average pool, classifier 512 → 4096 → ReLU → 4096 → ReLU → num_outputs. Init as that
+  code: convs Kaiming-normal (fan_out), linears N(0, 0.01²), biases 0. Its classifier's
+  dropout layers are left out: `noisejax.train` steps carry no dropout key.
+  """
+  config: str = "vgg16"
+  num_outputs: int = 2
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if self.config not in VGG_CONFIGS:
+      raise ConfigError("model.config", self.config, tuple(VGG_CONFIGS))
+    conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+    dense_init = nn.initializers.normal(0.01)
+    h = x
+    conv = 0
+    for item in VGG_CONFIGS[self.config]:
+      if item == "M":
+        h = nn.max_pool(h, (2, 2), strides=(2, 2))
+        continue
+      conv += 1
+      h = nn.Conv(item, (3, 3), padding=1, kernel_init=conv_init, name=f"conv{conv}")(h)
+      h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                       name=f"bn{conv}")(h)
+      h = nn.relu(h)
+      self.sow("intermediates", f"conv{conv}_act", h)
+    h = h.mean(axis=(1, 2))
+    for k in (1, 2):
+      h = nn.relu(nn.Dense(4096, kernel_init=dense_init, name=f"dense{k}")(h))
+      self.sow("intermediates", f"dense{k}_act", h)
+    return nn.Dense(self.num_outputs, kernel_init=dense_init, name="output")(h)

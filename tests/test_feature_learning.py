@@ -1,0 +1,128 @@
+"""Tests of the label-noise feature-learning theory (ICML 2025) and its experiment."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from noisejax import models, synthetic
+from noisejax.theory import feature_learning as fl
+
+
+def _tiny(key=0, n=8, d=64, m=3, mu_norm=3.0, sigma_xi=1.0, tau=0.25, sigma0=0.1):
+  data = synthetic.signal_noise(jax.random.PRNGKey(key), n, d, mu_norm, sigma_xi, tau, tau)
+  W0 = fl.init_weights(jax.random.PRNGKey(key + 100), m, d, sigma0)
+  return data, W0
+
+
+def test_forward_matches_patch_cnn_module_and_hand_formula():
+  data, W = _tiny()
+  f = fl.patch_cnn(W, data.x_Nx2xD)
+  model = models.PatchCNN(width=W.shape[1])
+  np.testing.assert_allclose(f, model.apply({"params": {"W": W}}, data.x_Nx2xD)[:, 0],
+                             rtol=1e-5, atol=1e-6)
+  x, i = np.asarray(data.x_Nx2xD), 2
+  F = [np.mean([sum(max(0.0, float(np.dot(W[j, r], x[i, p]))) for p in (0, 1))
+                for r in range(W.shape[1])]) for j in (0, 1)]
+  assert float(f[i]) == pytest.approx(F[0] - F[1], rel=1e-5, abs=1e-6)
+
+
+def test_decomposition_reconstructs_weights_and_matches_paper_recursions():
+  data, W0 = _tiny(n=10, d=80)
+  y, y_noisy = data.y.astype(jnp.float32), data.y_noisy.astype(jnp.float32)
+  basis = fl.make_basis(data.mu_D, data.xi_NxD)
+  W = W0
+  gamma_sum = jnp.zeros(W0.shape[:2])
+  rho_sum = jnp.zeros(W0.shape[:2] + (10,))
+  for _ in range(25):
+    dgamma, drho = fl.coefficient_updates(W, data.x_Nx2xD, y, y_noisy, 0.5)
+    gamma_sum, rho_sum = gamma_sum + dgamma, rho_sum + drho
+    W = fl.gd_step(W, data.x_Nx2xD, y_noisy, 0.5)
+  gamma, rho = fl.decompose(W, W0, basis)
+  assert float(jnp.abs(W - W0).max()) > 1e-2  # the weights moved
+  np.testing.assert_allclose(fl.reconstruct(gamma, rho, W0, basis), W, rtol=0, atol=2e-5)
+  np.testing.assert_allclose(gamma, gamma_sum, rtol=1e-3, atol=1e-4)
+  np.testing.assert_allclose(rho, rho_sum, rtol=1e-3, atol=1e-4)
+  rho_bar, rho_under = fl.split_rho(rho, y_noisy)
+  assert float(rho_bar.min()) >= -1e-5 and float(rho_under.max()) <= 1e-5
+  np.testing.assert_allclose(rho_bar + rho_under, rho)
+
+
+def test_decomposition_recovers_planted_coefficients():
+  data, W0 = _tiny(n=6, d=40)
+  basis = fl.make_basis(data.mu_D, data.xi_NxD)
+  gamma = jax.random.normal(jax.random.PRNGKey(1), W0.shape[:2])
+  rho = jax.random.normal(jax.random.PRNGKey(2), W0.shape[:2] + (6,))
+  mu, xi = np.asarray(data.mu_D), np.asarray(data.xi_NxD)
+  W = np.array(W0)
+  for j, sign in enumerate((1.0, -1.0)):
+    for r in range(W.shape[1]):
+      W[j, r] += sign * gamma[j, r] * mu / mu.dot(mu)
+      W[j, r] += sum(rho[j, r, i] * xi[i] / xi[i].dot(xi[i]) for i in range(6))
+  got_gamma, got_rho = fl.decompose(jnp.asarray(W), W0, basis)
+  np.testing.assert_allclose(got_gamma, gamma, atol=1e-4)
+  np.testing.assert_allclose(got_rho, rho, atol=1e-4)
+
+
+def test_gd_step_is_gradient_descent_on_the_mean_logistic_loss():
+  data, W = _tiny()
+  y = data.y_noisy.astype(jnp.float32)
+  loss = lambda w: jnp.mean(jnp.log1p(jnp.exp(-y * fl.patch_cnn(w, data.x_Nx2xD))))
+  np.testing.assert_allclose(fl.gd_step(W, data.x_Nx2xD, y, 0.3),
+                             W - 0.3 * jax.grad(loss)(W), atol=1e-6)
+  assert float(loss(fl.gd_step(W, data.x_Nx2xD, y, 0.3))) < float(loss(W))
+
+
+def test_signal_noise_flip_rates_are_class_conditional():
+  data = synthetic.signal_noise(jax.random.PRNGKey(3), 20000, 4, 1.0, 1.0, 0.1, 0.3)
+  y, noisy = np.asarray(data.y), np.asarray(data.is_noisy)
+  assert noisy[y == 1].mean() == pytest.approx(0.1, abs=0.015)
+  assert noisy[y == -1].mean() == pytest.approx(0.3, abs=0.015)
+  np.testing.assert_array_equal(np.asarray(data.y_noisy) != y, noisy)
+  np.testing.assert_allclose(data.x_Nx2xD[:, 0], y[:, None] * np.asarray(data.mu_D)[None])
+
+
+def test_snr_and_regime():
+  assert fl.snr(2.0, 0.5, 400) == pytest.approx(0.2)
+  assert fl.n_snr2(50, 2.0, 0.5, 400) == pytest.approx(2.0)
+
+
+def test_simulate_records_and_vmaps_over_seeds():
+  problem = fl.make_problem(jax.random.PRNGKey(0), 2, n=12, d=120, m=4, mu_norm=6.0,
+                            sigma_xi=1.0, sigma0=0.001, tau_pos=0.2, tau_neg=0.2, n_test=50)
+  steps = fl.record_steps(60, 12)
+  assert steps[0] == 0 and list(steps) == sorted(set(steps)) and steps[-1] == 60
+  W, trace = fl.run_problem(problem, 0.1, steps)
+  assert trace.gamma_Rx2xM.shape == (2, len(steps), 2, 4)
+  assert trace.rho_Rx2xMxN.shape == (2, len(steps), 2, 4, 12)
+  assert float(trace.residual_R[:, 1:].max()) < 1e-4
+  # The scan's last record equals an explicit loop of gd_step.
+  W_loop = problem.W0_Sx2xMxD[1]
+  for _ in range(60):
+    W_loop = fl.gd_step(W_loop, problem.x_SxNx2xD[1], problem.y_noisy_SxN[1], 0.1)
+  np.testing.assert_allclose(W[1], W_loop, atol=1e-5)
+  np.testing.assert_allclose(trace.f_RxN[1, -1], fl.patch_cnn(W_loop, problem.x_SxNx2xD[1]),
+                             atol=1e-4)
+  out = fl.analyze(steps, jax.tree.map(lambda a: a[0], trace), problem.y_SxN[0],
+                   problem.y_noisy_SxN[0], problem.is_noisy_SxN[0])
+  assert out["acc_clean"].shape == (len(steps),)
+  assert out["gamma_max"][-1] > 0
+
+
+def test_first_window_and_separation():
+  assert fl._first_window(np.array([0, 1, 1, 0, 1], bool)) == (1, 2)
+  assert fl._first_window(np.zeros(3, bool)) is None
+  losses = np.array([[0.1, 0.2, 1.0, 2.0]])
+  sep = fl.separation_at(losses, np.array([0, 0, 1, 1], bool), 0)
+  assert sep == {"clean_below_log2": 1.0, "noisy_above_log2": 1.0}
+
+
+def test_vgg_parameter_count():
+  model = fl.VGG("vgg11", 2)
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
+  # VGG-11 convs with BN (9,220,480 + 5,504 BN) + 512·4096+4096 + 4096·4096+4096 + 4096·2+2
+  convs = sum(9 * a * b + b for a, b in ((3, 64), (64, 128), (128, 256), (256, 256),
+                                         (256, 512), (512, 512), (512, 512), (512, 512)))
+  bn = 2 * (64 + 128 + 256 + 256 + 512 * 4)
+  dense = 512 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 2 + 2
+  assert models.count_params(variables["params"]) == convs + bn + dense
