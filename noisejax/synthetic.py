@@ -22,9 +22,20 @@ def _check_count(field, value, minimum=1):
   return int(value)
 
 
+def _normal(key, shape):
+  """N(0, 1) samples drawn flat and reshaped (XLA:CPU compiles multi-dim draws far slower)."""
+  return jax.random.normal(key, (int(np.prod(shape)),)).reshape(shape)
+
+
+def _uniform(key, shape, minval=0.0, maxval=1.0):
+  """U[minval, maxval) samples drawn flat and reshaped, as `_normal`."""
+  return jax.random.uniform(key, (int(np.prod(shape)),), minval=minval,
+                            maxval=maxval).reshape(shape)
+
+
 def _uniform_sphere(key, shape):
   """Uniform on the unit sphere S^{D−1}: z/‖z‖ with z ~ N(0, I_D); shape (..., D)."""
-  z = jax.random.normal(key, shape)
+  z = _normal(key, shape)
   return z / jnp.linalg.norm(z, axis=-1, keepdims=True)
 
 
@@ -67,7 +78,7 @@ def two_clusters_2d(key, n_per_cluster, *, separation=4.0, spread=0.5):
 def _two_clusters_2d(key, n_per_cluster, separation, spread):
   y_N = jnp.repeat(jnp.arange(2, dtype=jnp.int32), n_per_cluster)
   centers_2x2 = jnp.array([[-0.5, 0.0], [0.5, 0.0]], jnp.float32) * separation
-  z_Nx2 = jax.random.normal(key, (2 * n_per_cluster, 2))
+  z_Nx2 = _normal(key, (2 * n_per_cluster, 2))
   return centers_2x2[y_N] + spread * z_Nx2, y_N
 
 
@@ -84,7 +95,7 @@ def gaussian_pure_noise(key, n, d):
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _gaussian_pure_noise(key, n, d):
   key_x, key_y = jax.random.split(key)
-  return jax.random.normal(key_x, (n, d)), _random_signs(key_y, (n,))
+  return _normal(key_x, (n, d)), _random_signs(key_y, (n,))
 
 
 def standard_basis(d):
@@ -131,7 +142,7 @@ def _hypercube_boundary(key, n, d, eps):
   radius_N = jnp.where(y_N == 1, 1.0, 1.0 - eps).astype(jnp.float32)
   face_N = jax.random.randint(key_face, (n,), 0, d)
   sign_N = _random_signs(key_sign, (n,)).astype(jnp.float32)
-  u_NxD = jax.random.uniform(key_u, (n, d), minval=-1.0, maxval=1.0)
+  u_NxD = _uniform(key_u, (n, d), -1.0, 1.0)
   u_NxD = jnp.where(jax.nn.one_hot(face_N, d, dtype=bool), sign_N[:, None], u_NxD)
   return radius_N[:, None] * u_NxD, y_N
 
@@ -175,7 +186,7 @@ class ClusterData:
   @property
   def rate(self):
     """Realized fraction of labels that differ from the ground truth."""
-    return float(jnp.mean(self.is_noisy))
+    return float(np.mean(np.asarray(self.is_noisy)))
 
 
 def clusterable(key, n, d, num_clusters, num_classes, eps0, *, corruption=0.0,
@@ -215,13 +226,11 @@ def clusterable(key, n, d, num_clusters, num_classes, eps0, *, corruption=0.0,
   if flip_to_other and num_classes < 2:
     raise ConfigError("num_classes", num_classes, reason="flip_to_other needs two classes")
 
-  key_centers, key_data = jax.random.split(key)
   cluster_classes_K = np.arange(num_clusters, dtype=np.int32) % num_classes
   if centers is None:
     if min_center_distance is None:
       min_center_distance = 2.0 * eps0
-    centers_KxD = _separated_centers(key_centers, d, cluster_classes_K, min_center_distance,
-                                     max_tries)
+    centers_KxD = _separated_centers(key, d, cluster_classes_K, min_center_distance, max_tries)
   else:
     centers_KxD = jnp.asarray(centers, jnp.float32)
     if centers_KxD.shape != (num_clusters, d):
@@ -230,12 +239,11 @@ def clusterable(key, n, d, num_clusters, num_classes, eps0, *, corruption=0.0,
   sizes_K = np.full(num_clusters, n // num_clusters)
   sizes_K[: n % num_clusters] += 1
   cluster_N = np.repeat(np.arange(num_clusters, dtype=np.int32), sizes_K)
-  x_NxD, labels_N, resampled_N = _clusterable_points(
-      key_data, centers_KxD, jnp.asarray(cluster_N), jnp.asarray(cluster_classes_K),
-      eps0, corruption, num_classes, on_unit_sphere, flip_to_other)
-  clean_N = jnp.asarray(cluster_classes_K[cluster_N])
+  x_NxD, clean_N, labels_N, noisy_N, resampled_N = _clusterable_points(
+      key, centers_KxD, cluster_N, cluster_classes_K, eps0, corruption, num_classes,
+      on_unit_sphere, flip_to_other)
   return ClusterData(x=x_NxD, clean_labels=clean_N, labels=labels_N,
-                     is_noisy=labels_N != clean_N, cluster_id=jnp.asarray(cluster_N),
+                     is_noisy=noisy_N, cluster_id=jnp.asarray(cluster_N),
                      centers=centers_KxD, cluster_classes=jnp.asarray(cluster_classes_K),
                      is_resampled=resampled_N)
 
@@ -243,7 +251,7 @@ def clusterable(key, n, d, num_clusters, num_classes, eps0, *, corruption=0.0,
 @functools.partial(jax.jit, static_argnums=(6, 7, 8))
 def _clusterable_points(key, centers_KxD, cluster_N, cluster_classes_K, eps0, corruption,
                         num_classes, on_unit_sphere, flip_to_other):
-  key_points, key_pick, key_label = jax.random.split(key, 3)
+  key_points, key_pick, key_label = jax.random.split(jax.random.fold_in(key, 1), 3)
   n, d = cluster_N.shape[0], centers_KxD.shape[1]
   c_NxD = centers_KxD[cluster_N]
   u_NxD = _uniform_sphere(key_points, (n, d))
@@ -261,14 +269,19 @@ def _clusterable_points(key, centers_KxD, cluster_N, cluster_classes_K, eps0, co
   else:
     drawn_N = jax.random.randint(key_label, (n,), 0, num_classes)
   labels_N = jnp.where(resampled_N, drawn_N, clean_N).astype(jnp.int32)
-  return x_NxD, labels_N, resampled_N
+  return x_NxD, clean_N, labels_N, labels_N != clean_N, resampled_N
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _center_pool(key, num_clusters, tries, d):
+  return _uniform_sphere(jax.random.fold_in(key, 0), (num_clusters, tries, d))
 
 
 def _separated_centers(key, d, classes_K, min_distance, max_tries):
   """Uniform unit centers; center ℓ is the first of its `max_tries` candidates lying
   ≥ min_distance from the chosen centers of other classes."""
   num_clusters = len(classes_K)
-  pool_KxTxD = np.asarray(_uniform_sphere(key, (num_clusters, max_tries, d)))
+  pool_KxTxD = np.asarray(_center_pool(key, num_clusters, max_tries, d))
   centers = []
   for ell in range(num_clusters):
     rivals_RxD = np.array([c for c, k in zip(centers, classes_K) if k != classes_K[ell]])
@@ -351,7 +364,7 @@ def _signal_noise(key, n, d, mu_norm, sigma_xi, tau_pos, tau_neg, exact):
   y_N = jax.random.permutation(key_y, jnp.where(jnp.arange(n) < (n + 1) // 2, 1, -1))
   y_N = y_N.astype(jnp.int32)
   mu_D = jnp.zeros(d, jnp.float32).at[0].set(mu_norm)
-  xi_NxD = sigma_xi * jax.random.normal(key_xi, (n, d))
+  xi_NxD = sigma_xi * _normal(key_xi, (n, d))
   if exact:
     group_N = (y_N == 1).astype(jnp.int32)  # 0: y = −1, 1: y = +1.
     flip_N = _exact_per_group(key_flip, group_N, jnp.stack([tau_neg, tau_pos]).astype(jnp.float32))
