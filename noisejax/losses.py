@@ -30,7 +30,17 @@ def softmax_cross_entropy(logits_BxC, targets_BxC):
   return -jnp.sum(targets_BxC * jax.nn.log_softmax(logits_BxC, axis=-1), axis=-1)
 
 
+def _scalar_output(outputs_Bx1, loss_name):
+  if outputs_Bx1.shape[-1] != 1:
+    raise ValueError(f"{loss_name} expects one output per sample (B×1), got outputs of shape "
+                     f"{outputs_Bx1.shape}; build the model with num_outputs=1")
+  return outputs_Bx1[..., 0]
+
+
 def _log_prob_of_label(logits_BxC, labels_B):
+  if logits_BxC.shape[-1] < 2:
+    raise ValueError(f"softmax losses need C >= 2 logits, got outputs of shape "
+                     f"{logits_BxC.shape}; for one output use 'logistic'")
   log_p_BxC = jax.nn.log_softmax(logits_BxC, axis=-1)
   return jnp.take_along_axis(log_p_BxC, labels_B[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
@@ -46,7 +56,7 @@ def logistic(outputs_Bx1, labels_B):
   = softplus(h) − y·h (clean-priority eq. 32); equals log(1 + exp(−ỹh)) with ỹ = 2y − 1
   (label-noise feature learning, misclassification §3). Its gradient in h is σ(h) − y (eq. 5).
   """
-  h_B = outputs_Bx1[..., 0]
+  h_B = _scalar_output(outputs_Bx1, "logistic")
   return jax.nn.softplus(h_B) - labels_B.astype(h_B.dtype) * h_B
 
 
@@ -55,7 +65,7 @@ def hinge(outputs_Bx1, labels_B, beta=0.0):
 
   Misclassification §3: L(ξ) = ReLU(β + ξ) at ξ = −yN(x), β ≥ 0; Thms 3–4 use β = 0.
   """
-  f_B = outputs_Bx1[..., 0]
+  f_B = _scalar_output(outputs_Bx1, "hinge")
   y_pm_B = 2.0 * labels_B.astype(f_B.dtype) - 1.0
   return jax.nn.relu(beta - y_pm_B * f_B)
 

@@ -153,3 +153,12 @@ def test_make_loss_errors_name_the_field():
     losses.make_loss("cross_entropy", 10, q=0.7)  # not a hyperparameter of CE
   with pytest.raises(ConfigError, match="num_classes=2"):
     losses.make_loss("logistic", 10)
+
+
+def test_binary_losses_refuse_multi_column_outputs():
+  for name in ("logistic", "hinge"):
+    with pytest.raises(ValueError, match="num_outputs=1"):
+      losses.make_loss(name, 2)(jnp.zeros((4, 2)), jnp.zeros(4, jnp.int32))
+  for name in ("cross_entropy", "gce", "phuber"):
+    with pytest.raises(ValueError, match="logistic"):
+      losses.make_loss(name, 2)(jnp.zeros((4, 1)), jnp.zeros(4, jnp.int32))
