@@ -240,7 +240,9 @@ class FixedOutputNet(nn.Module):
       raise ConfigError("model.hidden", self.hidden, reason="must be a positive even number")
     x_BxD = _flatten(x)
     kernel_init, _ = initializers(self.weight_init, x_BxD.shape[-1])
-    w_KxD = self.param("W", kernel_init, (self.hidden, x_BxD.shape[-1]))
+    # Fan-in based schemes read the fan-in from axis −2, so draw Wᵀ (d×k) and transpose.
+    init_t = lambda key, shape, dtype=jnp.float32: kernel_init(key, shape[::-1], dtype).T
+    w_KxD = self.param("W", init_t, (self.hidden, x_BxD.shape[-1]))
     hidden_BxK = activation_fn(self.activation)(x_BxD @ w_KxD.T)
     self.sow("intermediates", "hidden", hidden_BxK)
     return (hidden_BxK @ fixed_output_weights(self.hidden, self.output))[:, None]

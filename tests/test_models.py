@@ -212,6 +212,11 @@ def test_fixed_output_net_by_hand():
   w0 = models.get_model("fixed_output_net", 1, hidden=200, init="uniform_pm1").init(
       KEY, jnp.zeros((1, 30)))["params"]["W"]
   assert float(jnp.abs(w0).max()) <= 1.0 and float(jnp.abs(w0).max()) > 0.95
+  # Fan-in schemes use d (the input size), not k: lecun_normal has variance 1/d.
+  w0 = models.get_model("fixed_output_net", 1, hidden=2000, init="lecun_normal").init(
+      KEY, jnp.zeros((1, 50)))["params"]["W"]
+  assert w0.shape == (2000, 50)
+  np.testing.assert_allclose(float(jnp.var(w0)), 1 / 50, rtol=0.05)
   with pytest.raises(ConfigError, match=r"config\.model\.hidden=3"):
     models.get_model("fixed_output_net", 1, hidden=3).init(KEY, jnp.zeros((1, 2)))
 
