@@ -257,8 +257,10 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
 
   Stage I window: the first run of recorded iterations at which every training sample is
   classified by its TRUE label (all clean samples fitted, every noisy sample predicted
-  as its true class, i.e. not fitted). T₁ is its last iteration: right after it the first
-  noisy sample is memorized (Stage II). Returns a dict of arrays and scalars.
+  as its true class, i.e. not fitted); right after its end the first noisy sample is
+  memorized (Stage II). T₁ (Thm 4.1): the last iteration of the window at which also the
+  signal beats the noisy samples' memorization, max_{j,r} γ_{j,r} > max_{i∈S_f, r} ρ̄_{ỹ_i,r,i};
+  None if no such iteration. Returns a dict of arrays and scalars.
   """
   steps = np.asarray(steps)
   y, y_noisy, noisy = (np.asarray(a) for a in (y_N, y_noisy_N, is_noisy_N))
@@ -303,7 +305,14 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
   out["frac_noisy_rho_over_gamma"] = (mean_or_nan(rho_bar_max_RxN > gamma_true_RxN, noisy))
   window = _first_window(out["acc_true"] == 1.0) if noisy.any() else None
   out["window"] = None if window is None else (int(steps[window[0]]), int(steps[window[1]]))
-  out["t1_index"] = None if window is None else window[1]
+  out["window_end_index"] = None if window is None else window[1]
+  out["t1_index"] = None
+  if window is not None:
+    signal_wins = out["gamma_max"] > out["rho_bar_max_noisy"]
+    inside = np.flatnonzero(signal_wins[window[0]:window[1] + 1])
+    out["signal_wins_fraction"] = float(signal_wins[window[0]:window[1] + 1].mean())
+    if inside.size:
+      out["t1_index"] = int(window[0] + inside[-1])
   return out
 
 
