@@ -78,9 +78,10 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
       small=0.3,          # n·SNR² at or below this counts as ≪ 1
       theta_band=(6.0, 10.0),  # Θ(1) values where two stages are claimed
       large=100.0,        # n·SNR² at or above this counts as ≫ 1 (signal dominates)
-      d_over_n=(2, 5, 20),
-      steps=5000, records=100, seeds=3))
+      d_over_n=(1.5, 2, 5, 20),
+      steps=3000, records=80, seeds=3))
   c.real = ml_collections.ConfigDict(dict(
+      enabled=True,
       data=dict(name="mnist5k", classes=(0, 1), limit=None, data_dir=None),
       noise=dict(kind="symmetric_total", rate=0.2),
       model=dict(name="lenet5"),
@@ -205,8 +206,8 @@ def _plot_dynamics(run, a_noise, a_clean, s, time_unit):
         axes[row, col].axvline(max(a_noise["steps"][a_noise["window_end_index"]], 0.5),
                                color="gray", ls=":", lw=1.5,
                                label="Stage I / II: first noisy sample fitted" if row == 1 else None)
-    for row in (0, 1):
-      axes[row, col].legend(fontsize=7, loc="upper left")
+    axes[0, col].legend(fontsize=7, loc="upper left")
+    axes[1, col].legend(fontsize=7, loc="center right")
   fig.suptitle(f"Two-layer ReLU CNN, n = {s.n}, d = {s.d}, m = {s.m}, n·SNR² = {s.n_snr2}, "
                f"η = {s.eta} (time unit nm/(ησ²d) = {time_unit:g} iterations)", fontsize=10)
   run.savefig(fig, "fig1_dynamics.png")
@@ -237,7 +238,7 @@ def _plot_sweep(run, sweep, sweep_d, s, config):
   axes[0].plot(values, [v["noisy_memorized_end"] for v in sweep], "s-",
                label="noisy samples memorized at the end")
   axes[0].set_ylabel("fraction")
-  axes[1].plot(values, [v["test_error_t1"] for v in sweep], "o-", label="at T₁ (window end)")
+  axes[1].plot(values, [v["test_error_t1"] for v in sweep], "o-", label="at T₁")
   axes[1].plot(values, [v["test_error_end"] for v in sweep], "s-", label="at the end")
   axes[1].axhline(0.5 * min(s.tau_pos, s.tau_neg), color="k", ls=":", label="0.5·min(τ₊, τ₋)")
   axes[1].set_ylabel("test error (clean labels)")
@@ -247,10 +248,12 @@ def _plot_sweep(run, sweep, sweep_d, s, config):
     ax.axvspan(*config.sweep.theta_band, color="gray", alpha=0.15)
     ax.legend(fontsize=8)
   ratios = [v["d_over_n"] for v in sweep_d]
+  axes[2].set_xscale("log")
+  axes[2].set_xticks(ratios, [f"{v:g}" for v in ratios])
+  axes[2].minorticks_off()
   axes[2].plot(ratios, [v["test_error_t1"] for v in sweep_d], "o-", label="at T₁")
   axes[2].plot(ratios, [v["test_error_end"] for v in sweep_d], "s-", label="at the end")
   axes[2].axhline(0.5 * min(s.tau_pos, s.tau_neg), color="k", ls=":", label="0.5·min(τ₊, τ₋)")
-  axes[2].set_xscale("log")
   axes[2].set_xlabel(f"d / n  (n = {s.n}, n·SNR² = {s.n_snr2})")
   axes[2].set_ylabel("test error (clean labels)")
   axes[2].legend(fontsize=8)
@@ -286,11 +289,15 @@ def _check_real(r):
     raise ConfigError("real.data.classes", r.data.classes, reason="must name two classes")
 
 
-def _run_real(key, r, run):
+def _load_real(r):
   train_set = data_lib.load(r.data.name, "train", data_dir=r.data.data_dir,
                             classes=tuple(r.data.classes), limit=r.data.limit)
   test_set = data_lib.load(r.data.name, "test", data_dir=r.data.data_dir,
                            classes=tuple(r.data.classes))
+  return train_set, test_set
+
+
+def _run_real(key, r, run, train_set, test_set):
   key_noise, key_init, key_fit = jax.random.split(key, 3)
   noisy = noise.corrupt(key_noise, train_set.y, 2, r.noise.kind, r.noise.rate)
   run.save_noise(noisy)
@@ -352,6 +359,7 @@ def run(config, run: experiment.Run) -> list[Claim]:
             "mu_norm": _mu_norm(s, s.n_snr2), "xi_norm": s.sigma_xi * math.sqrt(s.d),
             "time_unit": time_unit}
 
+  real_data = _load_real(config.real) if config.real.enabled else None  # fail fast if missing
   started = time.time()
   # Same key: identical μ, ξ, true labels and initializations; only the flips differ.
   _, problem, noisy_runs = _run_synthetic(key_main, s, n_snr2=s.n_snr2,
@@ -384,17 +392,22 @@ def run(config, run: experiment.Run) -> list[Claim]:
   _plot_sweep(run, sweep, sweep_d, s, config)
   sweep_seconds = time.time() - started - main_seconds
 
-  noisy, history = _run_real(key_real, config.real, run)
-  epochs, clean_acc, memorized, test_acc, real = _real_summary(history, config.real)
-  _plot_real(run, epochs, clean_acc, memorized, test_acc, config.real, noisy)
-
-  run.save_json("results", {
+  results = {
       "regime": regime, "realized_tau": realized_tau, "stats": stats,
       "noiseless": [{"test_error_end": a["test_error"][-1],
                      "min_true_acc_after_fit": _noiseless_acc(a)} for a in clean_runs],
-      "sweep": sweep, "sweep_d_over_n": sweep_d, "real": real,
-      "seconds": {"main": main_seconds, "sweeps": sweep_seconds,
-                  "real": time.time() - started - main_seconds - sweep_seconds}})
+      "sweep": sweep, "sweep_d_over_n": sweep_d,
+      "seconds": {"main": main_seconds, "sweeps": sweep_seconds}}
+  run.save_json("results", results)
+
+  real = None
+  if real_data is not None:
+    noisy, history = _run_real(key_real, config.real, run, *real_data)
+    epochs, clean_acc, memorized, test_acc, real = _real_summary(history, config.real)
+    _plot_real(run, epochs, clean_acc, memorized, test_acc, config.real, noisy)
+    results["real"] = real
+    results["seconds"]["real"] = time.time() - started - main_seconds - sweep_seconds
+    run.save_json("results", results)
   return _claims(config, regime, stats, realized_tau, clean_runs, sweep, real)
 
 
@@ -511,6 +524,8 @@ def _claims(config, regime, stats, realized_tau, clean_runs, sweep, real):
       passed=bool(band) and bool(large) and all(v["rise"] >= floor for v in band)
       and all(v["rise"] <= 0.01 for v in large)))
   r = config.real
+  if real is None:
+    return claims
   claims.append(Claim(
       id="real_memorized_later", paper=PAPER,
       statement=f"Real data ({r.data.name} {tuple(r.data.classes)}, {r.model.name}, "

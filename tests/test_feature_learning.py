@@ -31,13 +31,14 @@ def test_decomposition_reconstructs_weights_and_matches_paper_recursions():
   data, W0 = _tiny(n=10, d=80)
   y, y_noisy = data.y.astype(jnp.float32), data.y_noisy.astype(jnp.float32)
   basis = fl.make_basis(data.mu_D, data.xi_NxD)
+  step, updates = jax.jit(fl.gd_step), jax.jit(fl.coefficient_updates)
   W = W0
   gamma_sum = jnp.zeros(W0.shape[:2])
   rho_sum = jnp.zeros(W0.shape[:2] + (10,))
   for _ in range(25):
-    dgamma, drho = fl.coefficient_updates(W, data.x_Nx2xD, y, y_noisy, 0.5)
+    dgamma, drho = updates(W, data.x_Nx2xD, y, y_noisy, 0.5)
     gamma_sum, rho_sum = gamma_sum + dgamma, rho_sum + drho
-    W = fl.gd_step(W, data.x_Nx2xD, y_noisy, 0.5)
+    W = step(W, data.x_Nx2xD, y_noisy, 0.5)
   gamma, rho = fl.decompose(W, W0, basis)
   assert float(jnp.abs(W - W0).max()) > 1e-2  # the weights moved
   np.testing.assert_allclose(fl.reconstruct(gamma, rho, W0, basis), W, rtol=0, atol=2e-5)
@@ -54,6 +55,7 @@ def test_decomposition_recovers_planted_coefficients():
   gamma = jax.random.normal(jax.random.PRNGKey(1), W0.shape[:2])
   rho = jax.random.normal(jax.random.PRNGKey(2), W0.shape[:2] + (6,))
   mu, xi = np.asarray(data.mu_D), np.asarray(data.xi_NxD)
+  gamma, rho = np.asarray(gamma), np.asarray(rho)
   W = np.array(W0)
   for j, sign in enumerate((1.0, -1.0)):
     for r in range(W.shape[1]):
@@ -97,9 +99,8 @@ def test_simulate_records_and_vmaps_over_seeds():
   assert trace.rho_Rx2xMxN.shape == (2, len(steps), 2, 4, 12)
   assert float(trace.residual_R[:, 1:].max()) < 1e-4
   # The scan's last record equals an explicit loop of gd_step.
-  W_loop = problem.W0_Sx2xMxD[1]
-  for _ in range(60):
-    W_loop = fl.gd_step(W_loop, problem.x_SxNx2xD[1], problem.y_noisy_SxN[1], 0.1)
+  W_loop = jax.lax.fori_loop(0, 60, lambda _, w: fl.gd_step(
+      w, problem.x_SxNx2xD[1], problem.y_noisy_SxN[1], 0.1), problem.W0_Sx2xMxD[1])
   np.testing.assert_allclose(W[1], W_loop, atol=1e-5)
   np.testing.assert_allclose(trace.f_RxN[1, -1], fl.patch_cnn(W_loop, problem.x_SxNx2xD[1]),
                              atol=1e-4)
@@ -126,3 +127,53 @@ def test_vgg_parameter_count():
   bn = 2 * (64 + 128 + 256 + 256 + 512 * 4)
   dense = 512 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 2 + 2
   assert models.count_params(variables["params"]) == convs + bn + dense
+
+
+def _tiny_config():
+  from experiments import feature_learning as fe  # pylint: disable=g-import-not-at-top
+  cfg = fe.get_config("quick")
+  cfg.synthetic.update(dict(n=16, d=160, m=4, steps=300, records=30, seeds=2, n_test=200,
+                            eta=0.05))
+  # Same shapes and record steps as the main runs: one compilation serves every sweep.
+  cfg.sweep.update(dict(n_snr2=(0.1, 6.0, 100.0), d_over_n=(10,), steps=300, records=30,
+                        seeds=2))
+  cfg.real.enabled = False
+  return fe, cfg
+
+
+def test_experiment_tiny_end_to_end(tmp_path):
+  from noisejax import experiment  # pylint: disable=g-import-not-at-top
+  fe, cfg = _tiny_config()
+  claims = experiment.execute("feature_learning", cfg, tmp_path / "run", fe.run)
+  by_id = {c.id: c for c in claims}
+  assert set(by_id) >= {"stage1_fit", "stage1_signal_over_noise", "stage2_memorization",
+                        "stage2_test_error", "sample_selection_log2", "early_stopping",
+                        "noiseless", "sweep_two_stages", "sweep_kou_contrast"}
+  # Noise dominates at n·SNR² = 0.1: no Stage I window in any seed.
+  assert by_id["sweep_two_stages"].measured["0.1"]["frac_window"] == 0
+  assert by_id["stage1_fit"].passed  # 16 samples, n·SNR² = 6: the window shows
+  for name in ("fig1_dynamics.png", "sweep_nsnr2.png", "claims.json", "results.json"):
+    assert (tmp_path / "run" / name).exists()
+
+
+def test_experiment_rejects_bad_config(tmp_path):
+  from noisejax import experiment  # pylint: disable=g-import-not-at-top
+  from noisejax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  fe, cfg = _tiny_config()
+  cfg.synthetic.d = 10
+  with pytest.raises(ConfigError, match="synthetic.d"):
+    experiment.execute("feature_learning", cfg, tmp_path / "a", fe.run)
+  fe, cfg = _tiny_config()
+  cfg.real.model.name = "vgg99"
+  with pytest.raises(ConfigError, match="real.model.name"):
+    experiment.execute("feature_learning", cfg, tmp_path / "b", fe.run)
+
+
+def test_real_data_summary_orders_fit_and_memorization():
+  fe, cfg = _tiny_config()
+  history = [{"epoch": e, "clean_error": ce, "noisy_error": ne, "test_error": te}
+             for e, ce, ne, te in ((0, 0.5, 0.4, 0.5), (1, 0.05, 0.95, 0.02),
+                                   (2, 0.02, 0.7, 0.05), (3, 0.0, 0.3, 0.2))]
+  *_, summary = fe._real_summary(history, cfg.real)
+  assert summary["clean_fitted_epoch"] == 1 and summary["flipped_memorized_epoch"] == 3
+  assert summary["best_test_epoch"] == 1
