@@ -138,6 +138,8 @@ def theorem1_step(weights, x_D, y, *, loss: str, act: str, architecture: str = "
               fractions=fractions, norm_change=change_FxL)
 
 
+@functools.partial(jax.jit, static_argnames=(
+    "d", "depth", "width", "loss", "act", "architecture", "num_nets"))
 def check_theorem1(key, *, d: int, depth: int, width: int, loss: str, act: str,
                    architecture: str = "mlp", num_nets: int = 64):
   """Theorem 1 on `num_nets` random networks, each with a misclassified Gaussian sample.
@@ -417,23 +419,20 @@ def sgd_label_noise(params, key, p, *, apply_fn: Callable, loss_fn: Callable,
   """Batch-1 SGD where each step's label is resampled with probability p (Sec. 3).
 
   Step t: i ~ U{1..n}, label ← noise_fn(key, label_i, p), params −= lr_fn(t)·∇ loss.
-  `loss_fn(outputs_1xK, labels_1) -> losses_1`; `eval_fn(params) -> dict of scalars` runs
-  every `eval_every` steps (and at step 0). Pure: vmap it over keys and p.
+  `loss_fn(outputs_1xK, labels_1) -> losses_1`; `noise_fn(key, labels_B, p) -> labels_B`;
+  `eval_fn(params) -> dict of scalars` runs every `eval_every` steps (and at step 0).
+  The indices and noisy labels of a chunk of `eval_every` steps are drawn at once (the
+  draws are independent across steps either way). Pure: vmap it over keys and p.
   Returns (final params, records with a leading axis of steps/eval_every + 1).
   """
   n = x_NxD.shape[0]
   num_evals = steps // eval_every
 
-  def step(carry, t_key):
-    params = carry
-    t, key_t = t_key
-    key_i, key_noise = jax.random.split(key_t)
-    i = jax.random.randint(key_i, (), 0, n)
-    x_1xD = jax.lax.dynamic_slice_in_dim(x_NxD, i, 1)
-    label_1 = noise_fn(key_noise, jax.lax.dynamic_slice_in_dim(labels_N, i, 1), p)
+  def step(params, sample):
+    t, x_D, label = sample
 
     def objective(q):
-      return jnp.sum(loss_fn(apply_fn(q, x_1xD), label_1))
+      return jnp.sum(loss_fn(apply_fn(q, x_D[None]), label[None]))
 
     grads = jax.grad(objective)(params)
     lr = lr_fn(t)
@@ -441,8 +440,11 @@ def sgd_label_noise(params, key, p, *, apply_fn: Callable, loss_fn: Callable,
 
   def chunk(params, c_key):
     c, key_c = c_key
+    key_i, key_noise = jax.random.split(key_c)
+    idx_E = jax.random.randint(key_i, (eval_every,), 0, n)
+    labels_E = noise_fn(key_noise, labels_N[idx_E], p)
     ts = c * eval_every + jnp.arange(eval_every)
-    params, _ = jax.lax.scan(step, params, (ts, jax.random.split(key_c, eval_every)))
+    params, _ = jax.lax.scan(step, params, (ts, x_NxD[idx_E], labels_E))
     return params, eval_fn(params)
 
   first = jax.tree.map(lambda a: jnp.asarray(a)[None], eval_fn(params))
