@@ -62,7 +62,8 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   Real data (quick): mnist5k digits 0 and 1 (the public code's default pair; 800 train,
   200 test), LeNet-5, Adam 1.2e-3, batch 60, 60 epochs (the public code's defaults).
 
-  paper: n = 200, d = 8000 (d = 40n), m = 20, 5 seeds, T = 50,000, a finer sweep; CIFAR-10
+  paper: n = 200, d = 4000 (d = 20n, the same n·SNR², η and time unit 50 iterations), m = 20,
+  5 seeds, T = 30,000, finer sweeps over n·SNR² and d/n (a GPU/TPU job); CIFAR-10
   airplane/automobile (5,000 + 5,000 train, 1,000 + 1,000 test), VGG-16 with BatchNorm,
   same optimizer. The paper's VGG depth and epochs are not stated beyond its code's defaults.
   """
@@ -91,11 +92,11 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
       fit_threshold=0.9,        # a subset counts as fitted at this accuracy on its labels
       memorize_threshold=0.5))  # flipped samples count as memorized at this accuracy
   if preset == "paper":
-    c.synthetic.update(dict(n=200, d=8000, m=20, steps=50000, records=300, seeds=5,
+    c.synthetic.update(dict(n=200, d=4000, m=20, steps=30000, records=300, seeds=5,
                             n_test=2000))
     c.sweep.update(dict(n_snr2=(0.03, 0.1, 0.3, 1.0, 2.0, 3.0, 4.5, 6.0, 10.0, 30.0, 100.0,
                                 300.0),
-                        d_over_n=(2, 3, 5, 10, 20, 40), steps=20000, records=150, seeds=5))
+                        d_over_n=(1.5, 2, 3, 5, 10, 20, 40), steps=10000, records=120, seeds=5))
     c.real.data.classes = (0, 1)
     c.real.data.name = "cifar10"
     c.real.model.name = "vgg16"
@@ -232,8 +233,20 @@ def _plot_selection(run, a):
 
 
 def _plot_sweep(run, sweep, sweep_d, s, config):
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  fig, axes = plt.subplots(1, 4, figsize=(20, 4))
   values = np.array([v["n_snr2"] for v in sweep])
+  mean_finite = lambda xs: (float(np.mean([x for x in xs if x is not None and np.isfinite(x)]))
+                            if any(x is not None and np.isfinite(x) for x in xs) else np.nan)
+  axes[3].plot(values, [mean_finite(v["window_end_time_units"]) for v in sweep], "o-",
+               label="end of Stage I (first noisy sample fitted)")
+  axes[3].plot(values, [mean_finite(v["all_noisy_fitted_time_units"]) for v in sweep], "s-",
+               label="every noisy sample fitted")
+  axes[3].set_xscale("log")
+  axes[3].set_yscale("log")
+  axes[3].set_xlabel("n·SNR²")
+  axes[3].set_ylabel("iterations / (nm/(ησ²d))")
+  axes[3].axvspan(*config.sweep.theta_band, color="gray", alpha=0.15)
+  axes[3].legend(fontsize=8)
   axes[0].plot(values, [v["frac_window"] for v in sweep], "o-", label="seeds with a Stage I window")
   axes[0].plot(values, [v["noisy_memorized_end"] for v in sweep], "s-",
                label="noisy samples memorized at the end")
@@ -262,7 +275,13 @@ def _plot_sweep(run, sweep, sweep_d, s, config):
   run.savefig(fig, "sweep_nsnr2.png")
 
 
-def _summarize(analyses, value_key, value):
+def _first_step(a, key, time_unit):
+  """First recorded iteration (in units of nm/(ησ²d)) with accuracy 1 on `key`, or inf."""
+  hit = np.flatnonzero(a[key] == 1.0)
+  return float(a["steps"][hit[0]] / time_unit) if hit.size else float("inf")
+
+
+def _summarize(analyses, value_key, value, time_unit):
   t1 = [a for a in analyses if a["t1_index"] is not None]
   test_t1 = [a["test_error"][a["t1_index"]] for a in t1]
   return {value_key: value,
@@ -273,7 +292,13 @@ def _summarize(analyses, value_key, value):
           "test_error_min": float(np.mean([a["test_error"].min() for a in analyses])),
           "test_error_end": float(np.mean([a["test_error"][-1] for a in analyses])),
           "rise": (float(np.mean([a["test_error"][-1] - a["test_error"][a["t1_index"]]
-                                  for a in t1])) if t1 else float("nan"))}
+                                  for a in t1])) if t1 else float("nan")),
+          # When every noisy sample is fitted (memorization complete), per seed.
+          "all_noisy_fitted_time_units": [_first_step(a, "acc_noisy", time_unit)
+                                          for a in analyses],
+          "window_end_time_units": [
+              None if a["window_end_index"] is None
+              else float(a["steps"][a["window_end_index"]] / time_unit) for a in analyses]}
 
 
 # ----------------------------------------------------------------------------- real data
@@ -376,7 +401,7 @@ def run(config, run: experiment.Run) -> list[Claim]:
     _, _, runs = _run_synthetic(key_sweep, s, n_snr2=value, tau=(s.tau_pos, s.tau_neg),
                                 steps=config.sweep.steps, records=config.sweep.records,
                                 seeds=config.sweep.seeds)
-    summary = _summarize(runs, "n_snr2", value)
+    summary = _summarize(runs, "n_snr2", value, time_unit)
     summary["t1_in_time_units"] = [_t1_stats(a, time_unit).get("t1_in_time_units")
                                    for a in runs]
     sweep.append(summary)
@@ -388,7 +413,7 @@ def run(config, run: experiment.Run) -> list[Claim]:
     _, _, runs = _run_synthetic(key_sweep, s, n_snr2=s.n_snr2, tau=(s.tau_pos, s.tau_neg), d=d,
                                 steps=config.sweep.steps, records=config.sweep.records,
                                 seeds=config.sweep.seeds)
-    sweep_d.append(_summarize(runs, "d_over_n", ratio))
+    sweep_d.append(_summarize(runs, "d_over_n", ratio, time_unit * s.d / d))
   _plot_sweep(run, sweep, sweep_d, s, config)
   sweep_seconds = time.time() - started - main_seconds
 
