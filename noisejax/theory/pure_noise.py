@@ -109,16 +109,17 @@ def homogeneous_net(weights, x_D, act: Callable, architecture: str = "mlp"):
   return (layers[-1] @ h)[0]
 
 
-def theorem1_step(weights, x_D, y, *, loss: str, act: str, architecture: str = "mlp",
+def theorem1_step(weights, x_D, y, *, loss, act, architecture: str = "mlp",
                   h_fractions=(0.5, 0.1, 0.01)):
   """One SGD step on (x, y): ‖W_l − hG_l‖² − ‖W_l‖² = −2h⟨W_l, G_l⟩ + h²‖G_l‖² per layer.
 
   Theorem 1 (and Du et al. 2018): ⟨W_l, G_l⟩ = L'(−yN)·(−y N(x)) for every layer l, which
   is > 0 when yN(x) < 0, so every norm drops for h < h_0 = min_l 2⟨W_l, G_l⟩/‖G_l‖².
-  Returns the margin yN, the inner products, h_0 and the norm changes at h = f·h_0.
+  `loss` and `act` are names or callables. Returns the margin yN, the inner products,
+  h_0 and the norm changes at h = f·h_0 for f in h_fractions.
   """
-  sigma = activation(act)
-  L = surrogate(loss)
+  sigma = activation(act) if isinstance(act, str) else act
+  L = surrogate(loss) if isinstance(loss, str) else loss
 
   def objective(ws):
     return L(-y * homogeneous_net(ws, x_D, sigma, architecture))
@@ -128,34 +129,49 @@ def theorem1_step(weights, x_D, y, *, loss: str, act: str, architecture: str = "
   inner_L = jnp.stack([jnp.vdot(w, g) for w, g in zip(weights, grads)])
   grad_sq_L = jnp.stack([jnp.vdot(g, g) for g in grads])
   h0 = jnp.min(2.0 * inner_L / grad_sq_L)
-  fractions = jnp.asarray(h_fractions)
-  # ‖W − hG‖² − ‖W‖² = −⟨hG, 2W − hG⟩, written without the float32 cancellation.
+  # ‖W − hG‖² − ‖W‖² = −⟨hG, 2W − hG⟩, written without the cancellation of the difference.
   change_FxL = jnp.stack([
       jnp.stack([-jnp.vdot(f * h0 * g, 2 * w - f * h0 * g) for w, g in zip(weights, grads)])
       for f in h_fractions])
   predicted = jax.grad(L)(-y * out) * (-y * out)
   return dict(margin=y * out, inner=inner_L, predicted_inner=predicted, h0=h0,
-              fractions=fractions, norm_change=change_FxL)
+              norm_change=change_FxL)
 
 
-@functools.partial(jax.jit, static_argnames=(
-    "d", "depth", "width", "loss", "act", "architecture", "num_nets"))
-def check_theorem1(key, *, d: int, depth: int, width: int, loss: str, act: str,
-                   architecture: str = "mlp", num_nets: int = 64):
-  """Theorem 1 on `num_nets` random networks, each with a misclassified Gaussian sample.
-
-  The label is set to y = −sign N(x), so y·N(x) < 0 by construction. Returns, per net:
-  ⟨W_l, G_l⟩ (should all equal L'·|N|), h_0, and the norm changes at h = f·h_0 (< 0).
-  """
+@functools.partial(jax.jit, static_argnames=("d", "depth", "width", "architecture", "num_nets"))
+def _theorem1_grid(key, *, d: int, depth: int, width: int, architecture: str, num_nets: int):
   key_w, key_x = jax.random.split(key)
+  slopes = jnp.array([0.0 if a == "relu" else LEAKY_SLOPE for a in ACTIVATIONS])
+  is_hinge = jnp.array([name == "hinge" for name in SURROGATES])
 
-  def one(kw, kx):
+  def one(kw, kx, slope, hinge):
+    act = lambda z: jnp.where(z > 0, z, slope * z)
+    loss = lambda xi: jnp.where(hinge, jax.nn.relu(xi), jax.nn.softplus(xi))
     weights = init_homogeneous_net(kw, d, depth, width, architecture)
     x_D = jax.random.normal(kx, (d,))
-    y = -jnp.sign(homogeneous_net(weights, x_D, activation(act), architecture))
+    y = -jnp.sign(homogeneous_net(weights, x_D, act, architecture))
     return theorem1_step(weights, x_D, y, loss=loss, act=act, architecture=architecture)
 
-  return jax.vmap(one)(jax.random.split(key_w, num_nets), jax.random.split(key_x, num_nets))
+  nets = lambda slope, hinge: jax.vmap(one, in_axes=(0, 0, None, None))(
+      jax.random.split(key_w, num_nets), jax.random.split(key_x, num_nets), slope, hinge)
+  return jax.vmap(lambda slope: jax.vmap(lambda hinge: nets(slope, hinge))(is_hinge))(slopes)
+
+
+def check_theorem1(key, *, d: int, depth: int, width: int, architecture: str = "mlp",
+                   num_nets: int = 64):
+  """Theorem 1 on `num_nets` random networks, each with a misclassified Gaussian sample.
+
+  Every activation of ACTIVATIONS × loss of SURROGATES, in float64 (the identities are
+  exact; float32 cancellation in N(x) would blur them). The label is y = −sign N(x), so
+  y·N(x) < 0 by construction. Returns {(act, loss): results of `theorem1_step` with a
+  leading axis of num_nets}.
+  """
+  with jax.enable_x64(True):
+    grid = _theorem1_grid(key, d=d, depth=depth, width=width, architecture=architecture,
+                          num_nets=num_nets)
+    grid = jax.tree.map(np.asarray, grid)
+  return {(a, l): jax.tree.map(lambda v, i=i, j=j: v[i, j], grid)
+          for i, a in enumerate(ACTIVATIONS) for j, l in enumerate(SURROGATES)}
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""Label noise and activation sparsity (misclassification Figs. 1, 5, 6): tiny runs."""
+
+import json
+import pathlib
+import tempfile
+
+import numpy as np
+import pytest
+
+from experiments import misclassification_sparsity as E
+from noisejax import experiment
+from noisejax.errors import ConfigError
+
+
+def _tiny_config(parts):
+  cfg = E.get_config("quick")
+  cfg.parts = parts
+  cfg.fig1.update(dict(d=8, seeds=2, steps=300, eval_every=100, n_test=64))
+  cfg.data.limit = 100
+  cfg.mnist.update(dict(hidden=16, epochs=1, eval_every=50, eval_limit=200, num_histograms=6))
+  return cfg
+
+
+def test_fig1_records_have_one_row_per_p_and_seed():
+  cfg = _tiny_config(("fig1",))
+  records, width = E.fig1_records(cfg)
+  assert width == 32
+  assert records["test_error"].shape == (2, 2, 4)
+  # Active neurons are counts out of `width`, errors are fractions.
+  assert np.all((records["active_train"] >= 0) & (records["active_train"] <= width))
+  assert np.all((records["test_error"] >= 0) & (records["test_error"] <= 1))
+  # Both p start from the same seeds' data and initialization.
+  np.testing.assert_allclose(records["test_error"][0, :, 0], records["test_error"][1, :, 0])
+
+
+def test_fig1_end_to_end():
+  workdir = tempfile.mkdtemp()
+  claims = experiment.execute("misclassification_sparsity", _tiny_config(("fig1",)), workdir, E.run)
+  assert [c.id for c in claims] == ["fig1_noise_lowers_test_error", "fig1_noise_sparsifies",
+                                    "fig1_fits_training_set"]
+  assert (pathlib.Path(workdir) / "fig1_hypercube.png").exists()
+  saved = json.loads((pathlib.Path(workdir) / "claims.json").read_text())
+  assert len(saved) == 3
+
+
+@pytest.mark.slow
+def test_mnist_end_to_end():
+  workdir = pathlib.Path(tempfile.mkdtemp())
+  claims = experiment.execute("misclassification_sparsity", _tiny_config(("mnist",)), workdir, E.run)
+  assert {c.id for c in claims} == {"fig5_noise_sparsifies", "fig5_noise_test_error",
+                                    "fig6_more_digit_associated", "sec64_softmax_denser"}
+  summary = json.loads((workdir / "mnist.json").read_text())
+  assert set(summary) == {"sum_logistic_p0", "sum_logistic_p0.1", "cross_entropy_p0",
+                          "cross_entropy_p0.1"}
+  counts = json.loads((workdir / "mnist_firing_counts.json").read_text())
+  # Every training input is counted once per neuron that fires on it.
+  assert np.asarray(counts["sum_logistic_p0"]).shape == (16, 10)
+  for name in ("fig5_mnist.png", "fig6_histograms_p0.png", "fig6_histograms_p0.1.png"):
+    assert (workdir / name).exists()
+
+
+def test_unknown_part_is_a_config_error():
+  with pytest.raises(ConfigError):
+    experiment.execute("misclassification_sparsity", _tiny_config(("fig7",)),
+                       tempfile.mkdtemp(), E.run)
