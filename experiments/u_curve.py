@@ -26,7 +26,7 @@ from noisejax.experiment import Claim
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:
-  """quick: mnist5k (4,000 train / 1,000 test), 30 epochs; paper: MNIST, 60,000 / 10,000.
+  """quick: mnist5k (4,000 train / 1,000 test), 20 epochs; paper: MNIST, 60,000 / 10,000.
 
   The paper does not state its Fig. 1 schedule; quick keeps the architecture, noise
   and optimizer and only the data size (mnist5k) and epoch count are scaled.
@@ -39,7 +39,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   config.loss = ml_collections.ConfigDict(dict(name="cross_entropy"))
   config.optim = ml_collections.ConfigDict(dict(
       name="momentum", lr=0.05, momentum=0.9, weight_decay=0.0, schedule="constant",
-      batch_size=128, epochs=30, eval_every=0, checkpoint_every=5))
+      batch_size=128, epochs=20, eval_every=0, checkpoint_every=5))
   if preset == "paper":
     config.data.name = "mnist"
     config.optim.epochs = 100
