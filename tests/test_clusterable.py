@@ -159,3 +159,78 @@ def test_network_matches_fixed_output_net_and_separation_auc():
   assert cl.separation_auc([0.1, 0.2], [0.3, 0.5]) == 1.0
   assert cl.separation_auc([0.1, 0.4], [0.3]) == 0.5
   assert cl.separation_auc([1.0], [0.0, 1.0]) == 0.25
+
+
+def _tiny_config():
+  from experiments import clusterable_gd  # pylint: disable=g-import-not-at-top
+  config = clusterable_gd.get_config("quick")
+  # Equal shapes and step counts across parts share one compiled GD scan.
+  config.covariance.update(num_clusters=(3,), mc_samples=20_000, mc_batch=10_000,
+                           smooth_activations=("tanh",))
+  config.fig5.update(n=40, d=5, hidden=50, num_steps=200, record_every=10, early_step=20,
+                     late_step=200, num_seeds=2)
+  config.perfect.update(num_clusters=(2, 4), n=40, d=5, hidden=50, num_steps=200,
+                        record_every=10)
+  config.distance.update(corruptions=(0.0, 0.3), num_steps=200, record_every=10,
+                         hidden_sizes=(50, 100), width_steps=40, width_seeds=2)
+  config.sweeps.mnist.data.update(limit=120, val_size=20, test_limit=50)
+  config.sweeps.mnist.optim.update(epochs=1, checkpoint_every=1)
+  config.jacobian.data.limit = 40
+  config.jacobian.block_size = 20
+  config.jacobian.optim.update(epochs=1, checkpoint_every=1)
+  return clusterable_gd, config
+
+
+def test_tiny_theory_parts_end_to_end(tmp_path):
+  from noisejax import experiment  # pylint: disable=g-import-not-at-top
+  module, config = _tiny_config()
+  config.sweeps.enabled = config.jacobian.enabled = False
+  claims = experiment.execute("clusterable_gd", config, tmp_path, module.run)
+  by_id = {c.id: c for c in claims}
+  assert {"covariance/closed_form_matches_mc", "covariance/lambda_positive",
+          "fig5/early_fits_true_labels", "fig5/loss_overlap_late", "perfect/no_overfitting",
+          "perfect/theorem_9_2_bound", "distance/fit_needs_more_distance",
+          "distance/width_independent"} <= set(by_id)
+  for name in ("fig5a_training_error.png", "fig5bc_loss_histograms.png", "perfect_clusters.png",
+               "distance_from_init_clusterable.png", "claims.json", "fig5.json"):
+    assert (tmp_path / name).exists(), name
+  assert by_id["covariance/closed_form_matches_mc"].passed
+  for row in by_id["perfect/theorem_9_2_bound"].measured.values():
+    # ε0 = 0: every iterate stays cluster-constant, so GD ends at Π_{S₊}(y) within the bound.
+    assert row["sup_error"] <= row["thm92"] + 1e-3
+
+
+def test_tiny_cnn_parts_end_to_end(tmp_path):
+  from noisejax import experiment  # pylint: disable=g-import-not-at-top
+  module, config = _tiny_config()
+  for part in ("covariance", "fig5", "perfect", "distance"):
+    config[part].enabled = False
+  config.sweeps.mnist.model.name = "mlp"  # the LeNet-5 / ResNet-20 code path, faster to compile
+  config.sweeps.mnist.noise.rates = (0.0, 0.5)
+  config.sweeps.mnist.hist_rates = (0.0, 0.5)
+  config.jacobian.model.name = "mlp"
+  claims = experiment.execute("clusterable_gd", config, tmp_path, module.run)
+  by_id = {c.id: c for c in claims}
+  assert {"fig1/mnist/converged_fits_corruption", "fig1/mnist/early_stopping_robust",
+          "fig3/mnist/distance_grows_with_corruption", "fig4ab/mnist/loss_separation",
+          "fig4c/few_large_singular_values", "fig4c/residual_vs_corruption_subspace"} <= set(by_id)
+  for name in ("fig1_mnist_accuracy_vs_corruption.png", "fig3_mnist_accuracy_vs_distance.png",
+               "fig4ab_mnist_loss_histograms.png", "fig4c_jacobian_spectrum.png",
+               "mnist_noise0.5/metrics.jsonl", "mnist_noise0.5/per_sample_losses.npz"):
+    assert (tmp_path / name).exists(), name
+  jac = by_id["fig4c/few_large_singular_values"].measured
+  assert jac["n"] == 40 and 1 <= jac["init"] <= 40
+  noisy = np.load(tmp_path / "mnist_noise0.5" / "noise.npz")
+  assert 0.3 < noisy["rate"] < 0.6  # half the labels redrawn uniformly over 10 classes
+
+
+def test_bad_nested_config_is_one_line_error(tmp_path):
+  from noisejax import experiment  # pylint: disable=g-import-not-at-top
+  module, config = _tiny_config()
+  config.sweeps.mnist.optim.name = "rmsprop"
+  with pytest.raises(ConfigError, match="sweeps.mnist.optim.name"):
+    experiment.execute("clusterable_gd", config, tmp_path, module.run)
+  config.sweeps.mnist.optim.name = "adadelta"
+  config.fig5.early_step = 25
+  with pytest.raises(ConfigError, match="fig5.early_step"):
+    experiment.execute("clusterable_gd", config, tmp_path / "b", module.run)

@@ -274,6 +274,7 @@ def top_subspace_fractions(gram_NxN, vectors: dict, *, relative_threshold: float
   return result
 
 
+@functools.partial(jax.jit, static_argnames=("num_steps", "record_every", "activation"))
 def gradient_descent_batch(w0_SxKxD, v_K, x_SxNxD, y_SxN, lr_S, *, num_steps: int,
                            record_every: int = 1, activation: str = "relu") -> GDTrace:
   """`gradient_descent` for S runs at once (seeds or corruption levels), vmapped over runs."""
