@@ -54,12 +54,12 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   config.parts = ("fig1", "mnist")
   config.fig1 = ml_collections.ConfigDict(dict(
       d=60, eps=0.3, width_factor=4, train_factor=4, n_test=2000, lr_times_d=1.0,
-      p=(0.0, 0.2), seeds=8, steps=100_000, eval_every=5_000, loss="logistic"))
+      p=(0.0, 0.2), seeds=8, steps=200_000, eval_every=10_000, loss="logistic"))
   config.data = ml_collections.ConfigDict(dict(name="mnist5k", data_dir=None, limit=None))
   config.mnist = ml_collections.ConfigDict(dict(
       hidden=600, weight_init="torch", lr=0.01, halve_every=5, epochs=10, p=(0.0, 0.1),
-      losses=("sum_logistic", "cross_entropy"), eval_every=1_000, eval_limit=10_000,
-      num_histograms=30, association_ratio=2.0))
+      losses=("sum_logistic", "cross_entropy"), seeds=1, eval_every=1_000,
+      eval_limit=10_000, num_histograms=30, association_ratio=2.0))
   config.cifar = ml_collections.ConfigDict(dict(
       data_name="cifar10", smoothing=0.1, sparsity_limit=10_000))
   config.optim = ml_collections.ConfigDict(dict(
@@ -70,7 +70,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     config.parts = ("fig1", "mnist", "cifar")
     config.fig1.update(dict(seeds=20, steps=400_000, eval_every=10_000))
     config.data.name = "mnist"
-    config.mnist.update(dict(epochs=30, eval_every=10_000))
+    config.mnist.update(dict(epochs=30, seeds=3, eval_every=10_000))
   return config
 
 
@@ -226,9 +226,10 @@ def mnist_runs(config):
   grid = [(li, p) for li in range(len(c.losses)) for p in c.p]
   p_G = jnp.asarray([p for _, p in grid], jnp.float32)
   loss_G = jnp.asarray([li for li, _ in grid], jnp.int32)
-  # Every run starts from the same initialization and sees its own SGD stream.
-  run_all = jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
-  final, records = run_all(_key(config.seed, 3), p_G, loss_G)
+  # Seed s gives every (loss, p) the same initialization; records are G×S×R.
+  keys_S = jax.random.split(_key(config.seed, 3), c.seeds)
+  run_all = jax.jit(jax.vmap(jax.vmap(one, in_axes=(0, None, None)), in_axes=(None, 0, 0)))
+  final, records = run_all(keys_S, p_G, loss_G)
   return model, final, jax.tree.map(np.asarray, records), grid, (x, y, x_test, y_test), eval_every, n
 
 
@@ -241,31 +242,39 @@ def run_mnist(config, run):
   model, final, records, grid, (x, y, x_test, y_test), eval_every, n = mnist_runs(config)
   num_classes = int(y.max()) + 1
   names = [f"{c.losses[li]}_p{p:g}" for li, p in grid]
+  mean = {k: v.mean(axis=1) for k, v in records.items()}  # G×R, over seeds
   steps_R = np.arange(records["test_error"].shape[-1]) * eval_every
   for r, step in enumerate(steps_R):
     run.log(step=int(step), epoch=float(step / n),
-            **{f"mnist_{k}_{name}": float(records[k][g, r]) for k in records
+            **{f"mnist_{k}_{name}": float(mean[k][g, r]) for k in mean
                for g, name in enumerate(names)})
   summary, counts = {}, {}
+  tail = slice(-max(1, len(steps_R) // 4), None)
   for g, name in enumerate(names):
-    params = jax.tree.map(lambda a, g=g: a[g], final)
-    hidden = _hidden_fn(model, params)
-    layer_train = sparsity.dataset_sparsity(hidden, x)
-    layer_test = sparsity.dataset_sparsity(hidden, x_test)
-    count = sum(np.asarray(sparsity.firing_counts(hidden(x[s:s + 2000])["hidden_0"],
-                                                  y[s:s + 2000], num_classes))
-                for s in range(0, len(x), 2000))
-    mask, _ = sparsity.class_associated(count, c.association_ratio)
-    counts[name] = count
-    summary[name] = dict(
-        active_train=layer_train["hidden_0"], active_test=layer_test["hidden_0"],
-        train_error=float(records["train_error"][g, -1]),
-        test_error=float(records["test_error"][g, -1]),
-        test_error_last_quarter=float(records["test_error"][g, -max(1, len(steps_R) // 4):].mean()),
-        digit_associated=int(np.sum(mask)), never_fire=int(np.sum(count.sum(1) == 0)))
+    per_seed = []
+    for s in range(c.seeds):
+      params = jax.tree.map(lambda a, g=g, s=s: a[g, s], final)
+      hidden = _hidden_fn(model, params)
+      count = sum(np.asarray(sparsity.firing_counts(hidden(x[i:i + 2000])["hidden_0"],
+                                                    y[i:i + 2000], num_classes))
+                  for i in range(0, len(x), 2000))
+      mask, _ = sparsity.class_associated(count, c.association_ratio)
+      if s == 0:
+        counts[name] = count
+      per_seed.append(dict(
+          active_train=sparsity.dataset_sparsity(hidden, x)["hidden_0"],
+          active_test=sparsity.dataset_sparsity(hidden, x_test)["hidden_0"],
+          digit_associated=int(np.sum(mask)), never_fire=int(np.sum(count.sum(1) == 0))))
+    summary[name] = {k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]}
+    summary[name].update(
+        train_error=float(mean["train_error"][g, -1]),
+        test_error=float(mean["test_error"][g, -1]),
+        test_error_last_quarter=float(mean["test_error"][g, tail].mean()),
+        test_error_last_quarter_per_seed=records["test_error"][g, :, tail].mean(-1).tolist(),
+        seeds=c.seeds)
   run.save_json("mnist", summary)
   run.save_json("mnist_firing_counts", {k: v.tolist() for k, v in counts.items()})
-  plot_fig5(run, records, names, steps_R / n)
+  plot_fig5(run, mean, names, steps_R / n)
   chosen = np.asarray(jax.random.choice(_key(config.seed, 4), c.hidden, (c.num_histograms,),
                                         replace=False))
   first_loss = c.losses[0]
@@ -294,7 +303,7 @@ def run_mnist(config, run):
             "Appendix F / Fig. 6: more hidden neurons are digit associated (fire ≥ 2× as "
             f"often for one digit as for any other) with p = {c.p[-1]:g} (paper: 222 "
             f"against 104 of {c.hidden})",
-            "digit-associated count(p) > count(0)",
+            "digit-associated count(p) > count(0) (mean over seeds)",
             {clean: s0["digit_associated"], noisy: s1["digit_associated"]},
             s1["digit_associated"] > s0["digit_associated"]),
   ]

@@ -312,9 +312,8 @@ def plot_hidden_layer(run, results, steps_R, d, h):
     axes[0].plot(steps_R, rec["w_norm"].mean(0), color=color, label=f"‖W‖_F, {loss}")
     axes[1].plot(steps_R, rec["v_norm"].mean(0), color=color, label=f"‖V‖, {loss}")
   for ax, name in zip(axes, ("hidden layer ‖W‖_F", "output layer ‖V‖")):
-    ax.set(xlabel="SGD step", ylabel=name, yscale="symlog",
+    ax.set(xlabel="SGD step", ylabel=name, yscale="log",
            title=f"Fig. 3: no bias, width 4d = {4 * d}, h = {h:.3g}")
-    ax.set_yscale("symlog", linthresh=1e-3)
     ax.legend(fontsize=8)
   run.savefig(fig, "fig3_no_bias.png")
 
