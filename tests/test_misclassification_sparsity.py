@@ -63,3 +63,28 @@ def test_unknown_part_is_a_config_error():
   with pytest.raises(ConfigError):
     experiment.execute("misclassification_sparsity", _tiny_config(("fig7",)),
                        tempfile.mkdtemp(), E.run)
+
+
+@pytest.mark.slow
+def test_cifar_part_on_stand_in_images(monkeypatch):
+  """The §6.4 path (train.fit, label smoothing, per-layer sparsity) on 64 random images."""
+  from noisejax import data
+  rng = np.random.default_rng(0)
+
+  def fake_load(name, split="train", **kwargs):
+    n = 64 if split == "train" else 32
+    return data.Dataset(rng.normal(size=(n, 32, 32, 3)).astype(np.float32),
+                        rng.integers(0, 10, n).astype(np.int32), 10, name)
+
+  monkeypatch.setattr(E.data, "load", fake_load)
+  cfg = _tiny_config(("cifar",))
+  cfg.optim.update(dict(batch_size=32, epochs=1, checkpoint_every=1))
+  cfg.cifar.sparsity_limit = 32
+  workdir = pathlib.Path(tempfile.mkdtemp())
+  claims = experiment.execute("misclassification_sparsity", cfg, workdir, E.run)
+  assert {c.id for c in claims} == {"sec64_cifar_label_smoothing_sparsifies",
+                                    "sec64_cifar_deeper_layers_sparser", "sec64_cifar_accuracy"}
+  result = json.loads((workdir / "cifar_sparsity.json").read_text())
+  assert result["ce"]["sizes"]["stage3_block2/out"] == 4096
+  assert all(0 <= v <= 1 for v in result["ls"]["sparsity_test"].values())
+  assert (workdir / "sec64_cifar_sparsity.png").exists()

@@ -13,15 +13,15 @@ independent runs (seeds, learning rates, noise levels) one `jax.vmap`.
               (`hidden_layer_pure_noise`).
   Thms. 3–4   data uniform on the standard basis, output weights fixed to (1..1, −1..−1),
               hinge with β = 0 (`standard_basis_pure_noise`).
-  Fig. 1      batch-1 SGD with per-step label noise on a fixed training set
-              (`sgd_label_noise`, used with `one_hidden_layer`).
+  Figs. 1, 5  batch-1 SGD with per-step label noise on a fixed training set
+              (`sgd_label_noise`, any pure apply function, e.g. models.MLP's).
 
 Losses are the paper's 0-1 surrogates L(ξ) applied to ξ = −y·N(x) with y ∈ {±1}:
 hinge L(ξ) = ReLU(β + ξ) and logistic L(ξ) = log(1 + e^ξ).
 """
 
 import functools
-from typing import Callable, Optional
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -71,9 +71,9 @@ def uniform_sqrt3(key, shape):
 
 
 def init_homogeneous_net(key, d: int, depth: int, width: int, architecture: str = "mlp"):
-  """Weights of the eq. (2) network N(x) = W_k σ(… σ(W_1 x̃)), x̃ = (x, 1), U[−√3, √3].
+  """Weights of the eq. (2) network N(x) = W_k σ(… σ(W_1 x̃)), x̃ = (x, 1).
 
-  "mlp": dense layers of `width` units. "conv": a weight-shared first layer (a 1-D
+  Entries U[−√3, √3]/√fan_in (Theorem 1 holds for any weights). "mlp": dense layers of `width` units. "conv": a weight-shared first layer (a 1-D
   convolution of x̃ with `width` channels, kernel 3), then dense layers.
   """
   keys = jax.random.split(key, depth)
