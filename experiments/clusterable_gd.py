@@ -1,6 +1,6 @@
 """Early stopping is provably robust to label noise (Li, Soltanolkotabi & Oymak): Figs. 1, 3, 4, 5.
 
-  python -m experiments.clusterable_gd --preset quick   # ≈4 min of CPU (10 min wall on a busy 2-core box)
+  python -m experiments.clusterable_gd --preset quick   # ≈3.5 min of CPU (7 min wall on a busy 2-core box)
   python -m experiments.clusterable_gd --preset paper   # MNIST / CIFAR-10 via TFDS, GPU
 
 Parts (each can be switched off with --config.<part>.enabled=false):
@@ -23,9 +23,15 @@ Parts (each can be switched off with --config.<part>.enabled=false):
               training (Fig. 4c) via the blockwise NTK Gram; share of the clean residual
               and of a sparse label corruption in its top singular subspace.
 
-Expect (quick): Fig. 5 true-label error ≈0.02 at iteration 80 and rising late while the
-given-label error falls below the flip rate; ε0 = 0 runs never misclassify a sample and
-obey Thm 9.2's bound; the distance needed to fit the labels grows with the corruption.
+Early stopping picks the evaluation with the lowest error on a held-out split against its
+(equally corrupted) labels, or the lowest test error where a sweep holds nothing out.
+
+Expect (quick, measured): Fig. 5 true-label error 0.013 at iteration 80 and 0.14 at 4,500
+while the given-label error falls from 0.146 to 0.001 (flip rate 0.143); ε0 = 0 runs
+never misclassify a sample and sit at ‖f − ỹ‖_∞ = 0.12 under Thm 9.2's 0.24; the
+distance ‖W − W0‖_F needed to fit the labels grows 2.3 → 11 → 18 → 24 with 0/10/30/50%
+redrawn while the early-stopped distance stays 3–5; LeNet-5 fits every corrupted label
+at convergence; early-stopped true-label train accuracy 0.99/0.94/0.89 at 0/30/50%.
 """
 
 import dataclasses
@@ -320,8 +326,8 @@ def _fig5(cfg, run, key):
   run.save_json("fig5", summary)
   run.savefig(_plot_fig5(steps, err_true_SxT, err_given_SxT, flip_rate, cfg), "fig5a_training_error.png")
   run.savefig(_plot_loss_hists(
-      [(f"iteration {cfg.early_step}", losses_SxTxN[:, early], auc["early"]),
-       (f"iteration {cfg.late_step}", losses_SxTxN[:, late], auc["late"])], noisy_SxN,
+      [(f"iteration {cfg.early_step}", losses_SxTxN[:, early], noisy_SxN, auc["early"]),
+       (f"iteration {cfg.late_step}", losses_SxTxN[:, late], noisy_SxN, auc["late"])],
       "Fig. 5b–c: per-sample loss ½(f − y)², clean vs corrupted"), "fig5bc_loss_histograms.png")
 
   claims = [
@@ -375,10 +381,11 @@ def _plot_fig5(steps, err_true_SxT, err_given_SxT, flip_rate, cfg):
   return fig
 
 
-def _plot_loss_hists(panels, noisy, title):
+def _plot_loss_hists(panels, title):
+  """One histogram of clean vs corrupted per-sample losses per (name, losses, is_noisy, auc)."""
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
-  for ax, (name, losses_N, auc) in zip(np.atleast_1d(axes), panels):
-    losses_N, mask = np.asarray(losses_N).ravel(), np.asarray(noisy).ravel()
+  for ax, (name, losses_N, noisy_N, auc) in zip(np.atleast_1d(axes), panels):
+    losses_N, mask = np.asarray(losses_N).ravel(), np.asarray(noisy_N).ravel()
     bins = np.linspace(0, max(float(losses_N.max()), 1e-6), 40)
     ax.hist(losses_N[~mask], bins=bins, alpha=0.6, density=True, label="clean")
     ax.hist(losses_N[mask], bins=bins, alpha=0.6, density=True, label="corrupted")
@@ -675,23 +682,16 @@ def _sweep_claims(name, sweep, results, run) -> list[Claim]:
   if "fig4ab" in sweep.figures:
     chosen = [r for r in results if any(np.isclose(r.rate, h) for h in sweep.hist_rates)]
     if len(chosen) >= 2 and all(r.losses_early is not None for r in chosen):
-      panels = []
-      stats = {}
+      panels, stats = [], {}
       for r in chosen:
         auc = cl.separation_auc(r.losses_early[~r.is_noisy], r.losses_early[r.is_noisy])
         stats[r.rate] = {"auc": auc, "clean_loss": float(r.losses_early[~r.is_noisy].mean()),
                          "corrupted_loss": float(r.losses_early[r.is_noisy].mean()),
                          "epoch": r.early["epoch"]}
-        panels.append((f"{r.rate:.0%} corruption, epoch {r.early['epoch']:.0f}", r.losses_early, auc))
-      fig, axes = plt.subplots(1, len(chosen), figsize=(5 * len(chosen), 3.6))
-      for ax, r, (title, losses_n, auc) in zip(axes, chosen, panels):
-        bins = np.linspace(0, float(losses_n.max()), 40)
-        ax.hist(losses_n[~r.is_noisy], bins=bins, alpha=0.6, density=True, label="clean")
-        ax.hist(losses_n[r.is_noisy], bins=bins, alpha=0.6, density=True, label="corrupted")
-        ax.set(xlabel="least-squares loss", ylabel="density", title=f"{title} (AUC {auc:.3f})")
-        ax.legend(fontsize=8)
-      fig.suptitle(f"Fig. 4a–b: per-sample loss with early stopping ({tag})")
-      run.savefig(fig, f"fig4ab_{name}_loss_histograms.png")
+        panels.append((f"{r.rate:.0%} corruption, epoch {r.early['epoch']:.0f}", r.losses_early,
+                       r.is_noisy, auc))
+      run.savefig(_plot_loss_hists(panels, f"Fig. 4a–b: per-sample loss with early stopping ({tag})"),
+                  f"fig4ab_{name}_loss_histograms.png")
       low, high = min(stats), max(stats)
       claims.append(Claim(
           f"fig4ab/{name}/loss_separation", PAPER,
