@@ -43,7 +43,6 @@ import jax.numpy as jnp
 import matplotlib
 import ml_collections
 import numpy as np
-import optax
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -54,7 +53,6 @@ from noisejax.experiment import Claim
 from noisejax.theory import clusterable as cl
 
 PAPER = "early-stopping"
-OPTIMIZERS = ("sgd", "momentum", "adam", "adadelta")
 SWEEP_FIGURES = ("fig1", "fig3", "fig4ab")
 _PART_KEYS = {"covariance": 1, "fig5": 2, "perfect": 3, "distance": 4, "sweeps": 5, "jacobian": 6}
 
@@ -166,13 +164,13 @@ def _validate(config):
     check_choice(f"sweeps.{name}.model.name", sweep.model.name, models.MODELS)
     check_choice(f"sweeps.{name}.loss.name", sweep.loss.name, losses.LOSSES)
     check_choice(f"sweeps.{name}.noise.kind", sweep.noise.kind, noise.NOISE_TYPES)
-    check_choice(f"sweeps.{name}.optim.name", sweep.optim.name, OPTIMIZERS)
+    check_choice(f"sweeps.{name}.optim.name", sweep.optim.name, train.OPTIMIZERS)
     for rate in sweep.noise.rates:
       check_range(f"sweeps.{name}.noise.rates", rate, 0.0, 1.0)
   jac = config.jacobian
   check_choice("jacobian.data.name", jac.data.name, data.DATASETS)
   check_choice("jacobian.model.name", jac.model.name, models.MODELS)
-  check_choice("jacobian.optim.name", jac.optim.name, OPTIMIZERS)
+  check_choice("jacobian.optim.name", jac.optim.name, train.OPTIMIZERS)
   check_range("jacobian.probe_rate", jac.probe_rate, 0.0, 1.0)
   if jac.data.classes is None or len(jac.data.classes) != 2:
     raise ConfigError("jacobian.data.classes", jac.data.classes, reason="needs two classes")
@@ -184,15 +182,6 @@ def _validate(config):
                         reason=f"must be a multiple of record_every={f5.record_every} "
                                f"in [0, num_steps={f5.num_steps}]")
   check_range("perfect.rho", config.perfect.rho, 0.0, 1.0)
-
-
-def _optimizer(optim, steps_per_epoch: int) -> optax.GradientTransformation:
-  """train.make_optimizer plus Adadelta (Fig. 1: Keras defaults lr 1.0, ρ 0.95, ε 1e-7)."""
-  if optim.name != "adadelta":
-    return train.make_optimizer(optim, steps_per_epoch)
-  tx = optax.adadelta(optim.lr, rho=optim.get("rho", 0.95), eps=optim.get("eps", 1e-7))
-  weight_decay = optim.get("weight_decay", 0.0)
-  return optax.chain(optax.add_decayed_weights(weight_decay), tx) if weight_decay else tx
 
 
 # ----------------------------------------------------------------------------
@@ -590,7 +579,7 @@ def _train_sweep(name, sweep, config, run, key) -> list[_SweepResult]:
     val_noisy = noise.corrupt(jax.random.fold_in(key_noise, 1000 + i), pool.y[val_idx],
                               num_classes, sweep.noise.kind, rate)
     sub.save_noise(noisy)
-    tx = _optimizer(sweep.optim, len(train_idx) // batch_size)
+    tx = train.make_optimizer(sweep.optim, len(train_idx) // batch_size)
     state = train.create_state(model, key_init, x_train[:1], tx)
     params0 = jax.tree.map(lambda a: jnp.array(a, copy=True), state.params)
     norm0 = cl.parameter_norm(params0)
@@ -747,7 +736,7 @@ def _jacobian(cfg, config, run, key) -> list[Claim]:
   model = models.get_model(cfg.model.name, 1)
   loss_fn = losses.make_loss("squared", 2)
   n = len(dataset.y)
-  tx = _optimizer(cfg.optim, n // (cfg.optim.batch_size or n))
+  tx = train.make_optimizer(cfg.optim, n // (cfg.optim.batch_size or n))
   state = train.create_state(model, key_init, dataset.x[:1], tx)
   y_true = 2.0 * dataset.y - 1.0  # the squared loss's ±1 targets
   probe = noise.corrupt(key_probe, dataset.y, 2, "symmetric", cfg.probe_rate)

@@ -154,15 +154,15 @@ def _get(config, path):
 
 def validate(config: ml_collections.ConfigDict):
   """Checks the shared fields wherever they appear; raises ConfigError."""
-  from noisejax import data, losses, models, noise  # pylint: disable=g-import-not-at-top
+  from noisejax import data, losses, models, noise, train  # pylint: disable=g-import-not-at-top
 
   named = {
       "data.name": data.DATASETS,
       "model.name": models.MODELS,
       "loss.name": losses.LOSSES,
       "noise.kind": noise.NOISE_TYPES,
-      "optim.name": ("sgd", "momentum", "adam"),
-      "optim.schedule": ("constant", "cosine", "step"),
+      "optim.name": train.OPTIMIZERS,
+      "optim.schedule": train.SCHEDULES,
   }
   for field, choices in named.items():
     value = _get(config, field)
@@ -339,6 +339,12 @@ def main(name: str, get_config: Callable, run_fn: Callable, argv=None):
     workdir = workdir or os.path.join("runs", name, preset)
     claims = execute(name, config, workdir, run_fn)
   except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except ValueError as e:
+    from noisejax.data import DataUnavailableError  # pylint: disable=g-import-not-at-top
+    if not isinstance(e, DataUnavailableError):
+      raise
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   except NonFiniteLossError as e:

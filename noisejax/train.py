@@ -22,6 +22,10 @@ from noisejax.errors import ConfigError
 from noisejax.experiment import NonFiniteLossError, Run
 
 
+OPTIMIZERS = ("sgd", "momentum", "adam", "adadelta")
+SCHEDULES = ("constant", "cosine", "step")
+
+
 class TrainState(train_state.TrainState):
   """Flax TrainState plus BatchNorm statistics (None for models without BN)."""
   batch_stats: Any = None
@@ -40,7 +44,7 @@ def create_state(model, key, x_example, tx) -> TrainState:
 
 
 def make_optimizer(optim, steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD / momentum / Adam with coupled weight decay and a learning-rate schedule.
+  """SGD / momentum / Adam / Adadelta with coupled weight decay and a learning-rate schedule.
 
   Weight decay is added to the gradient (wd·w), as in PyTorch's SGD.
   """
@@ -55,7 +59,7 @@ def make_optimizer(optim, steps_per_epoch: int) -> optax.GradientTransformation:
         lr, transition_steps=max(1, optim.get("decay_every", 1) * steps_per_epoch),
         decay_rate=optim.get("decay_factor", 0.5), staircase=True)
   else:
-    raise ConfigError("optim.schedule", schedule_name, ("constant", "cosine", "step"))
+    raise ConfigError("optim.schedule", schedule_name, SCHEDULES)
   name = optim.get("name", "sgd")
   if name == "sgd":
     opt = optax.sgd(schedule)
@@ -64,8 +68,10 @@ def make_optimizer(optim, steps_per_epoch: int) -> optax.GradientTransformation:
                     nesterov=optim.get("nesterov", False))
   elif name == "adam":
     opt = optax.adam(schedule)
+  elif name == "adadelta":  # Keras defaults, as used by the early-stopping paper's Fig. 1
+    opt = optax.adadelta(schedule, rho=optim.get("rho", 0.95), eps=optim.get("eps", 1e-7))
   else:
-    raise ConfigError("optim.name", name, ("sgd", "momentum", "adam"))
+    raise ConfigError("optim.name", name, OPTIMIZERS)
   weight_decay = optim.get("weight_decay", 0.0)
   return optax.chain(optax.add_decayed_weights(weight_decay), opt) if weight_decay else opt
 
