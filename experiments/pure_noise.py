@@ -11,7 +11,7 @@
   Thms. 3–4   data U{e_1..e_d}, V = (1..1, −1..−1) fixed, W ~ U[−1, 1], hinge β = 0:
               |N(e_i)| < 2kh; h ≥ 1 kills every unit; h ≤ 1/k leaves ≥ k − o(k) alive.
 
-  python -m experiments.pure_noise --preset quick   # ≈2–4 min on 2 CPU cores
+  python -m experiments.pure_noise --preset quick   # ≈3 min on 2 CPU cores
   python -m experiments.pure_noise --preset paper   # ≈1–2 h on 2 CPU cores (h = 1/d²)
 
 Expect: every claim passes. Fig. 2: equilibrium ≈ 0.63·dh (hinge, slope 1 in h) and
@@ -60,7 +60,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   # Figs. 3–4: width = 4d, learning rate h = 1/d^h_power.
   config.hidden = ml_collections.ConfigDict(dict(
       h_power=1.0, steps=100_000, record_every=1_000, seeds=4,
-      scaling_h=(1 / 30, 1 / 60), scaling_steps=100_000, scaling_seeds=2))
+      scaling_h=(1 / 30, 1 / 60), scaling_budget=40.0, scaling_seeds=2))
   config.basis = ml_collections.ConfigDict(dict(
       ks=(8, 32, 128, 512), d=10, small_h_factors=(0.25, 1.0), large_hs=(1.0, 2.0),
       mid_hs=(0.1, 0.5), steps=20_000, record_every=1_000, seeds=8))
@@ -68,8 +68,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     config.single.update(dict(steps=400_000, record_every=1_000, seeds=8,
                               h_scales=(0.25, 0.5, 1.0, 2.0, 4.0)))
     config.hidden.update(dict(h_power=2.0, steps=100_000_000, record_every=500_000,
-                              seeds=4, scaling_h=(1 / 30, 1 / 60, 1 / 120),
-                              scaling_steps=100_000))
+                              seeds=4, scaling_h=(1 / 30, 1 / 60, 1 / 120)))
     config.basis.update(dict(ks=(8, 32, 128, 512, 2048), steps=100_000, seeds=16))
   return config
 
@@ -243,11 +242,11 @@ def run_hidden_layer(config, run):
         run.log(step=int(step), **{f"hidden_{name}_{k}": float(rec[k][:, r].mean())
                                    for k in ("w_norm", "v_norm", "active_fraction")})
 
-  # The time to ReLU death (active fraction < 0.1) against h, at a fixed h²·steps budget.
+  # The time to ReLU death (active fraction < 0.1) against h; each h runs
+  # scaling_budget/h² steps (logistic needs ≈27/h², measured).
   scaling = []
-  base = min(c.scaling_h)
   for hs in c.scaling_h:
-    steps = int(round(c.scaling_steps * (base / hs) ** 2))
+    steps = int(round(c.scaling_budget / hs**2))
     every = max(1, steps // 200)
     _, rec, _ = pn.hidden_layer_pure_noise(
         _keys(config.seed, f"scaling{hs}", c.scaling_seeds), float(hs), d=d, width=width,
@@ -385,7 +384,8 @@ def run_standard_basis(config, run):
       Claim("theorem4_small_h_half_alive", PAPER,
             "Theorem 4.2: for h ≤ 1/k, ReLU(W e_i) ≠ 0 and at most k + o(k) of its 2k "
             "coordinates are zero: (max_i #zeros − k)/k shrinks as k grows",
-            f"no dead input for k ≥ {ks[1]}; excess/k decreasing in k and < 0.15 at k = {ks[-1]}",
+            f"no dead input for k ≥ {ks[min(1, len(ks) - 1)]}; excess/k decreasing in k and "
+            f"< 0.15 at k = {ks[-1]}",
             dict(excess_over_k=excess, dead_inputs=dead_small),
             decreasing and excess[ks[-1]] < 0.15
             and all(dead_small[k] == 0 for k in ks[1:])),

@@ -122,8 +122,8 @@ def _tiny_config(parts):
   cfg.theorem1.update(dict(depths=(2,), num_nets=8))
   cfg.single.update(dict(steps=2000, record_every=100, seeds=2))
   cfg.hidden.update(dict(steps=2000, record_every=200, seeds=2, scaling_h=(1 / 6,),
-                         scaling_steps=2000, scaling_seeds=1))
-  cfg.basis.update(dict(ks=(8, 32), d=3, steps=1000, record_every=500, seeds=2))
+                         scaling_budget=50.0, scaling_seeds=1))
+  cfg.basis.update(dict(ks=(8,), d=3, steps=1000, record_every=500, seeds=2))
   return cfg, E.run
 
 
