@@ -180,3 +180,121 @@ def circle_curves(model, key, num_points: int, num_inits: int, *, chunk_size: in
   rows = [theta_h_at_init(model, init_key, x_Nx2, chunk_size=chunk_size)[0, :k]
           for init_key in jax.random.split(key, num_inits)]
   return np.asarray(phi_N[:k]), np.asarray(jnp.stack(rows))
+
+
+# --- Sample-wise gradients of the noisy training set (§3.2, §4, §5) ----------------
+
+
+def predicted_ratio(rate: float, num_classes: int, *, num_outputs: int) -> float:
+  """‖g_clean^(c)(w0)‖/‖g_noise^(c)(w0)‖ at initialization.
+
+  Eq. (8), one sigmoid output: (1 − δ)/δ; eq. (14), C softmax logits: (C − 1)(1 − δ)/δ.
+  """
+  if num_outputs == 1:
+    return (1 - rate) / rate
+  return (num_classes - 1) * (1 - rate) / rate
+
+
+def _link_residuals(outputs_BxK, labels_B):
+  """r = f − y (eq. 5): sigmoid(h) − y for one output, softmax(h) − onehot(y) otherwise."""
+  if outputs_BxK.shape[-1] == 1:
+    return jax.nn.sigmoid(outputs_BxK) - labels_B[:, None].astype(outputs_BxK.dtype)
+  return jax.nn.softmax(outputs_BxK, -1) - jax.nn.one_hot(labels_B, outputs_BxK.shape[-1],
+                                                          dtype=outputs_BxK.dtype)
+
+
+def _eval_apply(model, variables):
+  """h(w; x) in eval mode as a function of the parameters alone (BatchNorm statistics fixed)."""
+  rest = {k: v for k, v in variables.items() if k != "params"}
+  return lambda params, x: model.apply({"params": params, **rest}, x, train=False)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num_classes", "method"))
+def subset_gradient_stats(model, variables, x_B, given_B, true_B, *, num_classes: int,
+                          method: str = "auto") -> dict:
+  """Geometry of the (single-logit) sample-wise gradients per class c and subset (§3.2).
+
+  Binary (one sigmoid output): ∇l_i = (f_i − y_i)∇h(x_i) (eq. 5). C logits: the single-logit
+  gradient ∇l_{c,i} = (f_c − y_c)∇h_c(x_i) of logit c (eq. 13). For each class c the subsets
+  clean^(c), noise^(c), other^(c) (persample.subset_masks) give g_k^(c) = Σ ∇l. Returns
+  norms_Cx3 = ‖g_k^(c)‖, ratio_C = ‖g_clean‖/‖g_noise‖, subset_angles_Cx3 = θ(g_k^(c),
+  g_clean^(c)) and, per sample, angles_CxB = θ(∇l_{c,i}, g_clean^(c)) (degrees), with
+  masks_BxCx3 selecting the subsets.
+  """
+  from noisejax import persample  # pylint: disable=g-import-not-at-top
+  masks_BxCx3 = persample.subset_masks(true_B, given_B, num_classes)
+  weights_BxS = masks_BxCx3.reshape(masks_BxCx3.shape[0], -1).astype(jnp.float32)
+
+  def cotangents(outputs_BxK):
+    r_BxK = _link_residuals(outputs_BxK, given_B)
+    if outputs_BxK.shape[-1] == 1:
+      return r_BxK[None], None                                        # M = 1
+    eye_KxK = jnp.eye(outputs_BxK.shape[-1], dtype=r_BxK.dtype)
+    return jnp.einsum("bk,mk->mbk", r_BxK, eye_KxK), None             # M = C: set m is logit m
+
+  stats, _, _ = persample.sample_grad_stats(_eval_apply(model, variables), variables["params"],
+                                            x_B, cotangents, weights_BxS, method=method)
+  per_class = []
+  for c in range(num_classes):
+    m = 0 if stats.sq_norms_MxB.shape[0] == 1 else c
+    cols = slice(3 * c, 3 * c + 3)
+    per_class.append(persample.geometry(stats.sq_norms_MxB[m], stats.inner_MxBxS[m][:, cols],
+                                        stats.gram_MxSxS[m][cols, cols]))
+  return {
+      "norms_Cx3": jnp.stack([g["subset_norms_S"] for g in per_class]),
+      "ratio_C": jnp.stack([g["ratio"] for g in per_class]),
+      "subset_angles_Cx3": jnp.stack([g["subset_angles_SxS"][:, 0] for g in per_class]),
+      "angles_CxB": jnp.stack([g["angles_BxS"][:, 0] for g in per_class]),
+      "masks_BxCx3": masks_BxCx3,
+  }
+
+
+def group_by_true_class(true_N, num_classes: int, per_class: int, key):
+  """Indices_Cxk of `per_class` random samples of each true class (k = per_class).
+
+  Classes with fewer samples are padded by repeating their own indices; `valid_Cxk` marks
+  the real (first-time) entries.
+  """
+  true_N = np.asarray(true_N)
+  idx = np.zeros((num_classes, per_class), np.int64)
+  valid = np.zeros((num_classes, per_class), bool)
+  for c in range(num_classes):
+    members = np.asarray(jax.random.permutation(jax.random.fold_in(key, c),
+                                                np.flatnonzero(true_N == c)))
+    k = min(per_class, len(members))
+    idx[c] = np.resize(members[:k], per_class) if k else 0
+    valid[c, :k] = True
+  return idx, valid
+
+
+@functools.partial(jax.jit, static_argnames=("model", "method"))
+def clean_noise_stats_by_class(model, variables, x_CxKx, given_CxK, clean_CxK, valid_CxK, *,
+                               method: str = "auto"):
+  """‖g_clean^(c)‖, ‖g_noise^(c)‖ and cos(g_noise^(c), g_clean^(c)) for every class c.
+
+  Only samples of true class c enter g_clean^(c) and g_noise^(c) (§3.2), so class c is
+  processed alone with its single-logit gradients ∇l_{c,i} = (f_c − y_c)∇h_c (eq. 13; the
+  one output of a sigmoid model): one cotangent set per sample instead of C. Inputs come
+  grouped by `group_by_true_class`. Returns (norms_Cx2, cos_C).
+  """
+  from noisejax import persample  # pylint: disable=g-import-not-at-top
+  apply_fn = _eval_apply(model, variables)
+
+  def one_class(args):
+    c, x_Kx, given_K, clean_K, valid_K = args
+    weights_Kx2 = jnp.stack([clean_K & valid_K, ~clean_K & valid_K], 1).astype(jnp.float32)
+
+    def cotangents(outputs_KxL):
+      r_KxL = _link_residuals(outputs_KxL, given_K)
+      if outputs_KxL.shape[-1] == 1:
+        return r_KxL[None], None
+      return (r_KxL * jax.nn.one_hot(c, outputs_KxL.shape[-1], dtype=r_KxL.dtype))[None], None
+
+    stats, _, _ = persample.sample_grad_stats(apply_fn, variables["params"], x_Kx, cotangents,
+                                              weights_Kx2, method=method)
+    gram = stats.gram_MxSxS[0]
+    norms = jnp.sqrt(jnp.clip(jnp.diagonal(gram), 0.0))
+    return norms, gram[0, 1] / jnp.maximum(norms[0] * norms[1], 1e-30)
+
+  classes = jnp.arange(x_CxKx.shape[0])
+  return jax.lax.map(one_class, (classes, x_CxKx, given_CxK, clean_CxK, valid_CxK))
