@@ -47,7 +47,8 @@ def test_fig1_records_and_end_to_end():
 @pytest.mark.slow
 def test_mnist_end_to_end():
   workdir = pathlib.Path(tempfile.mkdtemp())
-  claims = experiment.execute("misclassification_sparsity", _tiny_config(("mnist",)), workdir, E.run)
+  claims = experiment.execute("misclassification_sparsity", _tiny_config(("mnist",)), workdir,
+                              E.run)
   assert {c.id for c in claims} == {"fig5_noise_sparsifies", "fig5_noise_test_error",
                                     "fig6_more_digit_associated", "sec64_softmax_denser"}
   summary = json.loads((workdir / "mnist.json").read_text())

@@ -73,8 +73,9 @@ def uniform_sqrt3(key, shape):
 def init_homogeneous_net(key, d: int, depth: int, width: int, architecture: str = "mlp"):
   """Weights of the eq. (2) network N(x) = W_k σ(… σ(W_1 x̃)), x̃ = (x, 1).
 
-  Entries U[−√3, √3]/√fan_in (Theorem 1 holds for any weights). "mlp": dense layers of `width` units. "conv": a weight-shared first layer (a 1-D
-  convolution of x̃ with `width` channels, kernel 3), then dense layers.
+  Entries U[−√3, √3]/√fan_in (Theorem 1 holds for any weights). "mlp": dense layers of
+  `width` units. "conv": a weight-shared first layer (a 1-D convolution of x̃ with
+  `width` channels, kernel 3), then dense layers.
   """
   keys = jax.random.split(key, depth)
   if architecture == "mlp":
