@@ -196,6 +196,18 @@ def flat_jacobian(apply_fn, params, x_B, *, chunk_size=None) -> Array:
   return jnp.concatenate([leaf.reshape(b * k, -1) for leaf in leaves], axis=1)
 
 
+def jvp_inner_products(apply_fn, params, x_B, direction, residuals_BxK=None) -> Array:
+  """⟨∇h_k(x_i), v⟩ = (J v)_{i,k} for every sample with ONE batched jvp along v.
+
+  With residuals r (B×K) returns ⟨∇l_i, v⟩ = Σ_k r_ik (J v)_ik (B), e.g. v = g_clean for
+  the angles θ_g of clean-priority Fig. 4 without materializing any ∇l_i.
+  """
+  _, jv_BxK = jax.jvp(lambda p: apply_fn(p, x_B), (params,), (direction,))
+  if residuals_BxK is None:
+    return jv_BxK
+  return jnp.sum(residuals_BxK * jv_BxK, axis=-1)
+
+
 @functools.partial(jax.jit, static_argnames=("apply_fn", "block_size", "logit"))
 def ntk_gram(apply_fn, params, x_N, *, block_size: int = 128, logit=None) -> Array:
   """Empirical NTK Gram J Jᵀ = [⟨∇h(x_i), ∇h(x_j)⟩], built block by block.
@@ -285,17 +297,23 @@ def geometry(sq_norms_B, inner_BxS, gram_SxS) -> dict:
   """Norms, clean/noise ratio and angles from inner products only.
 
   ‖v_i‖ = √(sq_norms_B), ‖g_s‖ = √(gram_ss), θ(v_i, g_s) = arccos(inner_is/(‖v_i‖‖g_s‖)),
-  θ(g_s, g_t) likewise (degrees); ratio = ‖g_0‖/‖g_1‖ (clean-priority eq. 8).
+  θ(g_s, g_t) likewise (degrees; NaN for an empty subset); ratio = ‖g_0‖/‖g_1‖
+  (clean-priority eq. 8; NaN without subset 1).
   """
   norms_S = jnp.sqrt(jnp.clip(jnp.diagonal(gram_SxS), 0.0))
   norms_B = jnp.sqrt(jnp.clip(sq_norms_B, 0.0))
-  angles_BxS = _arccos(_safe_cos(inner_BxS, norms_B[:, None] * norms_S[None, :]))
-  subset_angles_SxS = _arccos(_safe_cos(gram_SxS, norms_S[:, None] * norms_S[None, :]))
+  angles_BxS = _subset_angle(inner_BxS, norms_B[:, None], norms_S[None, :])
+  subset_angles_SxS = _subset_angle(gram_SxS, norms_S[:, None], norms_S[None, :])
   out = {"grad_norms_B": norms_B, "subset_norms_S": norms_S, "angles_BxS": angles_BxS,
          "subset_angles_SxS": subset_angles_SxS}
   if norms_S.shape[0] >= 2:
     out["ratio"] = _ratio(norms_S[0], norms_S[1])
   return out
+
+
+def _subset_angle(dot, norm_u, norm_g):
+  """θ in degrees; NaN when the subset gradient g is zero (an empty subset)."""
+  return jnp.where(norm_g > 0, _arccos(_safe_cos(dot, norm_u * norm_g)), jnp.nan)
 
 
 def _ratio(num, den):
@@ -643,11 +661,27 @@ def _reduce_dense(v_MxBxP, w_BxS):
 
 
 def _reduce_factored(a_BxD, g_MxBxM, w_BxS, scale):
-  """Rank-one taps v_i = scale · a_i ⊗ g_i: K_ij = scale²(a_i·a_j)(g_i·g_j) (Goodfellow)."""
-  k_a = a_BxD @ a_BxD.T
-  k_MxBxB = (scale * scale) * k_a[None] * jnp.einsum("mbk,mck->mbc", g_MxBxM, g_MxBxM)
-  sq = jnp.diagonal(k_MxBxB, axis1=1, axis2=2)
-  inner = jnp.einsum("mbc,cs->mbs", k_MxBxB, w_BxS)
+  """Rank-one taps v_i = scale · a_i ⊗ g_i: K_ij = scale²(a_i·a_j)(g_i·g_j) (Goodfellow).
+
+  K is symmetric: with the batch split in halves only the blocks 11, 21, 22 are formed
+  (3/4 of the products), K_12 = K_21ᵀ.
+  """
+  b = a_BxD.shape[0]
+  sq = (scale * scale) * jnp.sum(a_BxD * a_BxD, -1)[None] * jnp.sum(g_MxBxM * g_MxBxM, -1)
+  if b % 2:
+    k_MxBxB = (scale * scale) * (a_BxD @ a_BxD.T)[None] * jnp.einsum(
+        "mbk,mck->mbc", g_MxBxM, g_MxBxM)
+    inner = jnp.einsum("mbc,cs->mbs", k_MxBxB, w_BxS)
+  else:
+    h = b // 2
+    a1, a2, g1, g2 = a_BxD[:h], a_BxD[h:], g_MxBxM[:, :h], g_MxBxM[:, h:]
+    w1, w2 = w_BxS[:h], w_BxS[h:]
+    block = lambda ax, ay, gx, gy: (scale * scale) * (ax @ ay.T)[None] * jnp.einsum(
+        "mbk,mck->mbc", gx, gy)
+    k11, k21, k22 = block(a1, a1, g1, g1), block(a2, a1, g2, g1), block(a2, a2, g2, g2)
+    inner = jnp.concatenate([
+        jnp.einsum("mbc,cs->mbs", k11, w1) + jnp.einsum("mcb,cs->mbs", k21, w2),
+        jnp.einsum("mbc,cs->mbs", k21, w1) + jnp.einsum("mbc,cs->mbs", k22, w2)], axis=1)
   return sq, inner, jnp.einsum("bs,mbt->mst", w_BxS, inner)
 
 
@@ -850,7 +884,8 @@ def diagnostics(stats: GradStats, true_labels_B, given_labels_B, num_classes: in
   one output and the single-logit ∇l_{t_i,i} of the true class t_i otherwise (eq. 13;
   norms in logit_grad_norms_B). Per class c: clean_norm_C = ‖g_clean^(c)‖, noise_norm_C,
   clean_noise_ratio_C (eq. 8 / 14), clean_noise_angle_C = θ(g_clean^(c), g_noise^(c)), and
-  per sample angle_to_clean_B = θ(v_i, g_clean^(t_i)) (Figs. 4, 10), noisy_B.
+  per sample angle_to_clean_B = θ(v_i, g_clean^(t_i)) (Figs. 4, 10), noisy_B. Ratios and
+  angles involving a subset absent from the batch are NaN.
   """
   m = stats.sq_norms_MxB.shape[0] - 1
   gram_SxS = stats.gram_MxSxS[m]
@@ -863,12 +898,13 @@ def diagnostics(stats: GradStats, true_labels_B, given_labels_B, num_classes: in
   return {
       "grad_norms_B": jnp.sqrt(jnp.clip(stats.sq_norms_MxB[0], 0.0)),
       "logit_grad_norms_B": logit_norms_B,
-      "angle_to_clean_B": _arccos(_safe_cos(inner_B, logit_norms_B * clean_C[true_B])),
+      "angle_to_clean_B": _subset_angle(inner_B, logit_norms_B, clean_C[true_B]),
       "noisy_B": true_B != jnp.asarray(given_labels_B),
       "clean_norm_C": clean_C,
       "noise_norm_C": noise_C,
       "clean_noise_ratio_C": _ratio(clean_C, noise_C),
-      "clean_noise_angle_C": _arccos(_safe_cos(cross_C, clean_C * noise_C)),
+      "clean_noise_angle_C": _subset_angle(cross_C, clean_C, noise_C) + jnp.where(
+          clean_C > 0, 0.0, jnp.nan),
   }
 
 
@@ -936,20 +972,13 @@ def diagnostic_train_step(state, x_B, labels_B, true_labels_B, *, loss_fn, num_c
   return state.apply_gradients(grads=grads, batch_stats=new_stats), metrics
 
 
-class _StateApply(NamedTuple):
-  """Hashable eval-mode apply_fn of a TrainState's apply_fn (stable across jit calls)."""
-  fn: Callable
-  batch_stats: Any
-
-  def __call__(self, params, x_B):
-    variables = {"params": params}
-    if self.batch_stats is not None:
-      variables["batch_stats"] = self.batch_stats
-    return self.fn(variables, x_B, train=False)
-
-
 def _state_eval_apply(fn, batch_stats):
-  return _StateApply(fn, batch_stats)
+  def apply_fn(params, x_B):
+    variables = {"params": params}
+    if batch_stats is not None:
+      variables["batch_stats"] = batch_stats
+    return fn(variables, x_B, train=False)
+  return apply_fn
 
 
 def logit_subset_stats(apply_fn, params, x_B, labels_B, true_labels_B, num_classes: int, *,
@@ -957,36 +986,35 @@ def logit_subset_stats(apply_fn, params, x_B, labels_B, true_labels_B, num_class
   """θ_g histograms and subset gradients of every logit c (clean-priority Figs. 4, 10).
 
   For each c the sample gradients are ∇l_{c,i} = r_{i,c} ∇h_c(x_i) (eq. 13; r = f − y of
-  the given labels unless loss_fn is given; one-output models use ∇l_i and c ∈ {0, 1} on
-  the one logit), the subsets clean / noise / other of `subset_masks`. Returns per class
-  (leading axis C): angles_CxBx3 = θ(∇l_{c,i}, g_k^(c)) in degrees, subset_norms_Cx3,
-  subset_angles_Cx3x3, ratio_C = ‖g_clean‖/‖g_noise‖, grad_norms_CxB, masks_BxCx3.
-  One backward pass per logit (M = C cotangent sets).
+  the given labels unless loss_fn is given, then r = ∂l/∂h); a one-output model has the
+  single gradient ∇l_i, shared by its classes c ∈ {0, 1}. Subsets clean / noise / other
+  of class c as in `subset_masks`. Returns, leading axis C: angles_CxBx3 = θ(∇l_{c,i},
+  g_k^(c)) in degrees, subset_norms_Cx3, subset_angles_Cx3x3, ratio_C = ‖g_clean‖/‖g_noise‖,
+  grad_norms_CxB; and masks_BxCx3. One backward pass per logit.
   """
   masks_BxCx3 = subset_masks(true_labels_B, labels_B, num_classes)
+  k = jax.eval_shape(apply_fn, params, x_B).shape[-1]
 
   def cotangent_fn(outputs_BxK):
     if loss_fn is None:
-      k = outputs_BxK.shape[-1]
-      onehot = (labels_B[:, None] if k == 1 else jax.nn.one_hot(labels_B, k))
+      onehot = labels_B[:, None] if k == 1 else jax.nn.one_hot(labels_B, k)
       r_BxK = _link(outputs_BxK) - onehot.astype(outputs_BxK.dtype)
     else:
       _, r_BxK = _residuals(loss_fn, outputs_BxK, labels_B)
-    k = r_BxK.shape[-1]
     if k == 1:
-      return jnp.broadcast_to(r_BxK[None], (num_classes,) + r_BxK.shape), None
+      return r_BxK[None], None
     return jnp.einsum("bk,kc->cbk", r_BxK, jnp.eye(k, dtype=r_BxK.dtype)[:, :num_classes]), None
 
-  # Sample gradients of set c are compared with the subsets of class c only: pass all
-  # 3C subset columns, then pick class c's three for set c.
+  # All 3C subset columns go in; set c (or the one set) is compared with class c's three.
   weights_Bx3C = masks_BxCx3.reshape(masks_BxCx3.shape[0], 3 * num_classes)
   stats, _, _ = sample_grad_stats(apply_fn, params, x_B, cotangent_fn, weights_Bx3C,
                                   method=method)
   c_idx = jnp.arange(num_classes)
+  m_idx = c_idx if k > 1 else jnp.zeros_like(c_idx)
   cols = 3 * c_idx[:, None] + jnp.arange(3)                     # C×3
-  inner_CxBx3 = jnp.take_along_axis(stats.inner_MxBxS, cols[:, None, :], axis=2)
-  gram_Cx3x3 = stats.gram_MxSxS[c_idx[:, None, None], cols[:, :, None], cols[:, None, :]]
-  out = jax.vmap(geometry)(stats.sq_norms_MxB, inner_CxBx3, gram_Cx3x3)
+  inner_CxBx3 = jnp.take_along_axis(stats.inner_MxBxS[m_idx], cols[:, None, :], axis=2)
+  gram_Cx3x3 = stats.gram_MxSxS[m_idx[:, None, None], cols[:, :, None], cols[:, None, :]]
+  out = jax.vmap(geometry)(stats.sq_norms_MxB[m_idx], inner_CxBx3, gram_Cx3x3)
   return {"angles_CxBx3": out["angles_BxS"], "subset_norms_Cx3": out["subset_norms_S"],
           "subset_angles_Cx3x3": out["subset_angles_SxS"], "ratio_C": out["ratio"],
           "grad_norms_CxB": out["grad_norms_B"], "masks_BxCx3": masks_BxCx3}
