@@ -241,10 +241,6 @@ def mnist_runs(config):
   return model, final, jax.tree.map(np.asarray, records), grid, arrays, eval_every, n
 
 
-def _hidden_fn(model, params):
-  return jax.jit(lambda xs: models.hidden_activations(model, params, xs))
-
-
 def run_mnist(config, run):
   c = config.mnist
   model, final, records, grid, (x, y, x_test, y_test), eval_every, n = mnist_runs(config)
@@ -258,14 +254,15 @@ def run_mnist(config, run):
                for g, name in enumerate(names)})
   summary, counts = {}, {}
   tail = slice(-max(1, len(steps_R) // 4), None)
+  hidden_of = jax.jit(lambda prm, xs: models.hidden_activations(model, prm, xs))
   for g, name in enumerate(names):
     per_seed = []
     for s in range(c.seeds):
       params = jax.tree.map(lambda a, g=g, s=s: a[g, s], final)
-      hidden = _hidden_fn(model, params)
-      count = sum(np.asarray(sparsity.firing_counts(hidden(x[i:i + 2000])["hidden_0"],
-                                                    y[i:i + 2000], num_classes))
-                  for i in range(0, len(x), 2000))
+      hidden = lambda xs, params=params: hidden_of(params, xs)
+      count = sum(np.asarray(sparsity.firing_counts(hidden(x[i:i + 1000])["hidden_0"],
+                                                    y[i:i + 1000], num_classes))
+                  for i in range(0, len(x), 1000))
       mask, _ = sparsity.class_associated(count, c.association_ratio)
       if s == 0:
         counts[name] = count
