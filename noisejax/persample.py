@@ -33,7 +33,10 @@ Two routes give the same numbers:
 
 Several devices: all functions are pure and jit-able; place the batch with
 `shard_batch` (NamedSharding over a 1-D mesh of all devices) and the same code runs
-data-parallel, XLA inserting the collectives.
+data-parallel, XLA inserting the collectives. Caveat (jax 0.10.2): with a sharded batch,
+XLA's partitioner miscompiles `vmap(grad)` through a convolution followed by a
+nonlinearity (only the first device's samples come out right), so the "vmap" route is
+wrong there while "taps" is exact (tests/test_persample_devices.py).
 """
 
 import collections
