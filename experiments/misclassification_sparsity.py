@@ -179,6 +179,7 @@ def plot_fig1(run, mean, records, steps_R, c, width):
               title="(b) typical number of active neurons")
   for ax in axes:
     ax.legend(fontsize=7)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
   fig.suptitle(f"Fig. 1: hypercube boundary, d = {c.d}, h = {c.lr_times_d:g}/d, mean of "
                f"{records['test_error'].shape[1]} seeds")
   run.savefig(fig, "fig1_hypercube.png")

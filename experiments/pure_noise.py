@@ -192,6 +192,7 @@ def plot_single_neuron(run, norms, steps_R, h_H, summary, d, h_scales):
   axes[0].set(xlabel="SGD step", ylabel="‖V‖", yscale="log",
               title=f"one neuron, pure noise, d = {d}, h = 1/d²")
   axes[0].legend(fontsize=8)
+  axes[0].ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
   for loss, color in zip(pn.SURROGATES, ("C0", "C1")):
     axes[1].loglog(h_H, summary[loss]["equilibrium"], "o-", color=color,
                    label=f"{loss} (slope {summary[loss]['slope_in_h']:.2f})")
@@ -322,6 +323,7 @@ def plot_hidden_layer(run, results, steps_R, d, h):
     ax.set(xlabel="SGD step", ylabel=name, yscale="log",
            title=f"Fig. 3: no bias, width 4d = {4 * d}, h = {h:.3g}")
     ax.legend(fontsize=8)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
   run.savefig(fig, "fig3_no_bias.png")
 
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -337,6 +339,8 @@ def plot_hidden_layer(run, results, steps_R, d, h):
   axes[2].set(xlabel="SGD step", ylabel="bias b_i", title="(c) biases of 8 neurons (logistic)")
   axes[0].legend(fontsize=7)
   axes[1].legend(fontsize=8)
+  for ax in axes:
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
   fig.suptitle(f"Fig. 4: with bias, pure noise on N(0, I_{d}), h = {h:.3g}")
   run.savefig(fig, "fig4_with_bias.png")
 
