@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from noisejax import models
 from noisejax.errors import ConfigError
 
 SURROGATES = ("hinge", "logistic")
@@ -357,8 +358,8 @@ def hidden_layer_pure_noise(keys_S, h, *, d: int, width: int, bias: bool, loss: 
 
 
 def fixed_output_weights(k: int):
-  """V = (1, …, 1, −1, …, −1) ∈ R^{2k} (Theorems 3–4)."""
-  return jnp.concatenate([jnp.ones(k), -jnp.ones(k)])
+  """V = (1, …, 1, −1, …, −1) ∈ R^{2k} (Theorems 3–4), models.FixedOutputNet's "pm_one"."""
+  return models.fixed_output_weights(2 * k, "pm_one")
 
 
 def basis_outputs(w_2kxD):
