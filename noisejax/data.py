@@ -28,6 +28,8 @@ import importlib.util
 import os
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from noisejax.errors import ConfigError
@@ -296,3 +298,22 @@ def main(argv=None):
 
 if __name__ == "__main__":
   sys.exit(main())
+
+
+def random_crop_flip(key, x_BxHxWxC, pad: int = 4):
+  """Standard CIFAR augmentation, jit-able: pad by `pad` (zeros), random HxW crop, random h-flip.
+
+  Each sample draws its own offset and flip from `key`.
+  """
+  batch, height, width, _ = x_BxHxWxC.shape
+  key_y, key_x, key_flip = jax.random.split(key, 3)
+  padded = jnp.pad(x_BxHxWxC, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  dy = jax.random.randint(key_y, (batch,), 0, 2 * pad + 1)
+  dx = jax.random.randint(key_x, (batch,), 0, 2 * pad + 1)
+  crop = lambda img, y0, x0: jax.lax.dynamic_slice(img, (y0, x0, 0), (height, width, img.shape[-1]))
+  cropped = jax.vmap(crop)(padded, dy, dx)
+  flip = jax.random.bernoulli(key_flip, 0.5, (batch, 1, 1, 1))
+  return jnp.where(flip, cropped[:, :, ::-1, :], cropped)
+
+
+AUGMENTATIONS = {"none": None, "crop_flip": random_crop_flip}

@@ -76,10 +76,13 @@ def make_optimizer(optim, steps_per_epoch: int) -> optax.GradientTransformation:
   return optax.chain(optax.add_decayed_weights(weight_decay), opt) if weight_decay else opt
 
 
-def _train_step(state: TrainState, x, labels, key, *, loss_fn, target_fn):
+def _train_step(state: TrainState, x, labels, key, *, loss_fn, target_fn, augment_fn):
   """One optimizer step on the mean per-sample loss; metrics stay on device."""
+  key_target, key_augment = jax.random.split(key)
   if target_fn is not None:
-    labels = target_fn(key, labels)
+    labels = target_fn(key_target, labels)
+  if augment_fn is not None:
+    x = augment_fn(key_augment, x)
 
   def objective(params):
     variables = model_variables(params, state.batch_stats)
@@ -96,10 +99,16 @@ def _train_step(state: TrainState, x, labels, key, *, loss_fn, target_fn):
   return state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
-def make_train_step(loss_fn: Callable, target_fn: Optional[Callable] = None):
-  """The jitted train step `(state, x, labels, key) -> (state, metrics)`."""
-  return jax.jit(functools.partial(_train_step, loss_fn=loss_fn, target_fn=target_fn),
-                 donate_argnums=(0,))
+def make_train_step(loss_fn: Callable, target_fn: Optional[Callable] = None,
+                    augment_fn: Optional[Callable] = None):
+  """The jitted train step `(state, x, labels, key) -> (state, metrics)`.
+
+  `target_fn(key, labels)` applies per-step label noise, `augment_fn(key, x)` data
+  augmentation (e.g. data.random_crop_flip), both inside the compiled step.
+  """
+  step = functools.partial(_train_step, loss_fn=loss_fn, target_fn=target_fn,
+                           augment_fn=augment_fn)
+  return jax.jit(step, donate_argnums=(0,))
 
 
 @functools.partial(jax.jit, static_argnames=("train",))
@@ -196,7 +205,8 @@ def restore_checkpoint(manager, state: TrainState) -> tuple[TrainState, int]:
 
 
 def fit(optim, run: Run, state: TrainState, loss_fn: Callable, data: Data, *, key,
-        eval_fn: Optional[Callable] = None, target_fn: Optional[Callable] = None):
+        eval_fn: Optional[Callable] = None, target_fn: Optional[Callable] = None,
+        augment_fn: Optional[Callable] = None):
   """Mini-batch (or full-batch, batch_size=0) training with evaluation and checkpoints.
 
   Data order and step keys derive from `key` and the step number alone, so a run
@@ -216,7 +226,7 @@ def fit(optim, run: Run, state: TrainState, loss_fn: Callable, data: Data, *, ke
   manager = _checkpoint_manager(run)
   state, start = restore_checkpoint(manager, state)
   history = run.truncate_metrics(start)
-  train_step = make_train_step(loss_fn, target_fn)
+  train_step = make_train_step(loss_fn, target_fn, augment_fn)
   labels = np.asarray(data.noisy.labels)
   x_train = data.x_train
 

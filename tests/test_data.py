@@ -215,3 +215,22 @@ def test_flatten_and_unit_norm():
   assert isinstance(out, jnp.ndarray)
   np.testing.assert_allclose(out, [[0.6, 0.8], [0, 0], [-1, 0]], rtol=1e-6)
   assert data.flatten(jnp.zeros((3, 4, 4, 2))).shape == (3, 32)
+
+
+def test_random_crop_flip_shifts_and_flips_within_the_padding():
+  import jax
+  import jax.numpy as jnp
+  x = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1) + 1
+  out = data.random_crop_flip(jax.random.key(0), x, pad=2)
+  assert out.shape == x.shape
+  for i in range(2):
+    img, o = np.asarray(x[i, :, :, 0]), np.asarray(out[i, :, :, 0])
+    candidates = []
+    padded = np.pad(img, 2)
+    for dy in range(5):
+      for dx in range(5):
+        crop = padded[dy:dy + 6, dx:dx + 6]
+        candidates += [crop, crop[:, ::-1]]
+    assert any(np.array_equal(o, c) for c in candidates)
+  outs = [data.random_crop_flip(jax.random.key(k), x, pad=2) for k in range(8)]
+  assert len({np.asarray(o).tobytes() for o in outs}) > 1  # the key matters

@@ -50,12 +50,12 @@ def optim_config(**kw):
   return ml_collections.ConfigDict(base)
 
 
-def fit(tmp_path, name, optim, data, seed=0):
+def fit(tmp_path, name, optim, data, seed=0, **kwargs):
   run = experiment.Run(name, ml_collections.ConfigDict(), tmp_path / name)
   run.workdir.mkdir(parents=True, exist_ok=True)
   tx = train.make_optimizer(optim, len(data.x_train) // optim.batch_size)
   state = train.create_state(TinyNet(), jax.random.key(seed), data.x_train[:1], tx)
-  return train.fit(optim, run, state, ce, data, key=jax.random.key(seed + 1)), run
+  return train.fit(optim, run, state, ce, data, key=jax.random.key(seed + 1), **kwargs), run
 
 
 def test_tiny_run_learns(tmp_path):
@@ -64,6 +64,13 @@ def test_tiny_run_learns(tmp_path):
   assert history[0]["test_error"] > 0.15
   assert history[-1]["test_error"] < 0.1
   assert len(run.read_metrics()) == len(history) == 16  # initial record + one per epoch
+
+
+def test_augmentation_runs_inside_the_step(tmp_path):
+  data = make_data(noisy_fraction=0.0)
+  blind = lambda key, x: x * 0.0  # an augmentation that erases the inputs: nothing to learn
+  (_, history), _ = fit(tmp_path, "blind", optim_config(epochs=15), data, augment_fn=blind)
+  assert history[-1]["test_error"] > 0.2
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
