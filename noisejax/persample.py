@@ -382,6 +382,47 @@ def _has_subjaxpr(eqn):
              for v in eqn.params.values())
 
 
+def _is_tiling_max_pool(eqn):
+  """reduce_window_max whose windows tile the input (window = stride, no padding)."""
+  if eqn.primitive.name != "reduce_window_max":
+    return False
+  prm = eqn.params
+  shape = eqn.invars[0].aval.shape
+  return (tuple(prm["window_dimensions"]) == tuple(prm["window_strides"]) and
+          all(p == (0, 0) for p in prm["padding"]) and
+          all(d == 1 for d in prm["base_dilation"]) and
+          all(d == 1 for d in prm["window_dilation"]) and
+          all(n % w == 0 for n, w in zip(shape, prm["window_dimensions"])))
+
+
+def _tiled_max_pool(x, window):
+  """Max over tiling windows as reshape + max; its VJP sends each window's gradient to
+  the FIRST maximal element, exactly as XLA's select-and-scatter (whose CPU kernel is
+  several times slower) does for reduce_window_max."""
+  split = tuple(d for n, w in zip(x.shape, window) for d in (n // w, w))
+  win_axes = tuple(range(1, 2 * x.ndim, 2))
+
+  @jax.custom_vjp
+  def pool(x):
+    return jnp.max(x.reshape(split), axis=win_axes)
+
+  def fwd(x):
+    tiles = x.reshape(split)
+    return jnp.max(tiles, axis=win_axes), tiles
+
+  def bwd(tiles, g):
+    outer = tuple(range(0, 2 * x.ndim, 2))
+    flat = jnp.transpose(tiles, outer + win_axes).reshape(
+        tuple(tiles.shape[a] for a in outer) + (-1,))
+    first = jax.nn.one_hot(jnp.argmax(flat, axis=-1), flat.shape[-1], dtype=g.dtype)
+    grad = (first * g[..., None]).reshape(tuple(tiles.shape[a] for a in outer) + window)
+    inv = np.argsort(outer + win_axes)
+    return (jnp.transpose(grad, inv).reshape(x.shape),)
+
+  pool.defvjp(fwd, bwd)
+  return pool(x)
+
+
 def _param_tag(eqn, tags, p_idx):
   leaves = frozenset().union(*(tags[i].leaves for i in p_idx))
   view = None
@@ -457,7 +498,12 @@ class _Walker:
         tag = _ACT if has_act else (_param_tag(eqn, in_tags, p_idx) if p_idx else _CONST)
         skip = (self.mode == "analyze" or (self.mode == "params" and tag == _ACT) or
                 (self.mode == "forward" and isinstance(tag, _Param)))
-        results = [None] * len(eqn.outvars) if skip else _bind(eqn, vals)
+        if skip:
+          results = [None] * len(eqn.outvars)
+        elif self.mode == "forward" and tag == _ACT and _is_tiling_max_pool(eqn):
+          results = [_tiled_max_pool(vals[0], tuple(eqn.params["window_dimensions"]))]
+        else:
+          results = _bind(eqn, vals)
         outs = [(r, tag) for r in results]
       for v, o in zip(eqn.outvars, outs):
         env[v] = o

@@ -40,10 +40,13 @@ class TinyCNN(nn.Module):
 
 
 class TinyBN(nn.Module):
+  """BatchNorm (eval mode in the per-sample code) and a tiling 2×2 max-pool."""
+
   @nn.compact
   def __call__(self, x, train=False):
     h = nn.Conv(4, (3, 3))(x)
     h = nn.relu(nn.BatchNorm(use_running_average=not train)(h))
+    h = nn.max_pool(h, (2, 2), strides=(2, 2))
     return nn.Dense(3)(h.reshape(h.shape[0], -1))
 
 
@@ -224,6 +227,18 @@ def test_jvp_inner_products_equal_explicit_dot_products():
                              np.einsum("bk,bkp,p->b", r, jac, v_flat), rtol=1e-5, atol=1e-5)
 
 
+def test_tiled_max_pool_routes_gradients_like_select_and_scatter():
+  x = np.random.default_rng(0).integers(0, 3, size=(2, 4, 6, 3)).astype(np.float32)  # ties
+  g = _normal(1, (2, 2, 3, 3))
+  pool = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  out_ref, vjp_ref = jax.vjp(pool, x)
+  out, vjp = jax.vjp(lambda x: ps._tiled_max_pool(x, (1, 2, 2, 1)), x)
+  np.testing.assert_array_equal(out, out_ref)
+  np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
+  (eqn,) = jax.make_jaxpr(pool)(x).jaxpr.eqns
+  assert ps._is_tiling_max_pool(eqn)
+
+
 # ----------------------------------------------------------------------------
 # Subsets.
 
@@ -260,7 +275,7 @@ def test_subset_stats_on_hand_made_vectors():
 @pytest.mark.parametrize("model,x_shape,b", [
     (TinyMLP(), (4,), 6),
     (TinyCNN(), (6, 9, 2), 5),
-    (TinyBN(), (5, 5, 1), 4),
+    (TinyBN(), (6, 6, 1), 4),
     (Shared(), (3, 8), 4),
 ])
 def test_tap_sample_grads_equal_per_sample_grad(model, x_shape, b):
@@ -407,7 +422,7 @@ def test_diagnostic_train_step_on_a_batchnorm_train_state():
   from noisejax import train  # pylint: disable=g-import-not-at-top
   b, c = 6, 3
   model = TinyBN()
-  x = _normal(0, (b, 5, 5, 1))
+  x = _normal(0, (b, 6, 6, 1))
   true, given = _noisy_batch(b, c)
   variables = _init(model, x)
   state = train.TrainState.create(apply_fn=model.apply, params=variables["params"],
