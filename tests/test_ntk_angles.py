@@ -51,15 +51,15 @@ def test_closed_form_matches_wide_network_monte_carlo(activation):
     assert np.abs(measured - theta_d).max() > 0.3
 
 
-def test_model_derivative_gram_equals_explicit_jacobian_product():
+def test_theta_h_at_init_equals_angles_of_explicit_jacobian_rows():
   model = ntk_angles.ntk_mlp(3, 16, "relu")
   x_NxD = jax.random.normal(jax.random.key(2), (5, 2))
-  params = model.init(jax.random.key(3), x_NxD)["params"]
-  apply_fn = lambda p, x: model.apply({"params": p}, x)
-  gram = ntk_angles.model_derivative_gram(apply_fn, params, x_NxD, chunk_size=2)
-  jac = jax.jacrev(lambda p: apply_fn(p, x_NxD)[:, 0])(params)
+  theta = ntk_angles.theta_h_at_init(model, jax.random.key(3), x_NxD, chunk_size=2)
+  params = model.init(jax.random.key(3), x_NxD[:1])["params"]
+  jac = jax.jacrev(lambda p: model.apply({"params": p}, x_NxD)[:, 0])(params)
   jac_NxP = jnp.concatenate([leaf.reshape(5, -1) for leaf in jax.tree_util.tree_leaves(jac)], 1)
-  np.testing.assert_allclose(gram, jac_NxP @ jac_NxP.T, rtol=1e-4, atol=1e-4)
+  unit = jac_NxP / jnp.linalg.norm(jac_NxP, axis=1, keepdims=True)
+  np.testing.assert_allclose(theta, np.arccos(np.clip(unit @ unit.T, -1, 1)), atol=2e-3)
 
 
 def test_angles_from_gram_on_hand_made_vectors():
@@ -89,14 +89,14 @@ def test_circle_curves_shape_and_reference_angle():
 def test_ntk_angles_experiment_tiny(tmp_path):
   from experiments import ntk_angles as module
   cfg = module.get_config("quick")
-  cfg.width, cfg.depths, cfg.num_points, cfg.num_inits = 128, (2, 3), 16, 2
-  cfg.clusters.n_per_cluster = 12
+  cfg.width, cfg.depths, cfg.num_points, cfg.num_inits = 128, (2,), 16, 2
+  cfg.clusters.n_per_cluster, cfg.clusters.depth = 8, 2
   claims = experiment.execute("ntk_angles", cfg, tmp_path, module.run)
   by_id = {c.id: c for c in claims}
   assert set(by_id) == {"thm3.1_linear_two_layer", "thm3.1_relu_two_layer", "cor3.2_monotone",
-                        "deep_nets_follow_ntk_limit", "fig3_within_smaller_than_between"}
+                        "fig3_within_smaller_than_between"}
   assert by_id["fig3_within_smaller_than_between"].passed
   assert by_id["cor3.2_monotone"].measured["closed_form"] == {"linear": True, "relu": True}
   for name in ("fig2_theta_h_vs_theta_d.png", "fig3_cluster_angles.png", "claims.json"):
     assert (tmp_path / name).exists()
-  assert len(json.loads((tmp_path / "claims.json").read_text())) == 5
+  assert len(json.loads((tmp_path / "claims.json").read_text())) == 4

@@ -12,13 +12,16 @@ Corollary 3.2: if 0 ≤ θ_d(x, z) ≤ θ_d(x, z') ≤ π/2 then
   0 ≤ θ_h(x, z) ≤ θ_h(x, z') ≤ π/2 (both networks).
 
 This module holds the closed forms, their extension to any depth through the
-infinite-width NTK recursion (which reduces to Theorem 3.1 at depth 2), and the
+infinite-width NTK recursion (which reduces to Theorem 3.1 at depth 2), the
 finite-width measurement of θ_h at initialization from the empirical NTK Gram
-matrix (Figs. 2 and 3).
+matrix (Figs. 2 and 3), and the paper's sample-wise gradient diagnostics on a noisy
+training set, computed by the shared engine `noisejax.persample`: subset gradients
+g_k^(c) of the clean / noise / other subsets of class c (§3.2), the ratio
+‖g_clean^(c)‖/‖g_noise^(c)‖ and its predictions eq. (8) and (14), and the cosine between
+g_noise^(c) and g_clean^(c) that Assumption 4.1 takes to be −1.
 """
 
 import functools
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -130,19 +133,6 @@ def input_angles(x_NxD):
   return angles_from_gram(x_NxD @ x_NxD.T)
 
 
-def model_derivative_gram(apply_fn: Callable, params, x_NxD, *, chunk_size: int = 64):
-  """Empirical NTK of a one-output model: G_ij = ⟨∇h(w; x_i), ∇h(w; x_j)⟩.
-
-  `apply_fn(params, x_BxD) -> h_Bx1`; the Jacobian is built `chunk_size` rows at a time.
-  """
-  def grad_row(x_D):
-    g = jax.grad(lambda p: apply_fn(p, x_D[None])[0, 0])(params)
-    return jnp.concatenate([leaf.ravel() for leaf in jax.tree_util.tree_leaves(g)])
-
-  jac_NxP = jax.lax.map(grad_row, x_NxD, batch_size=chunk_size)
-  return jac_NxP @ jac_NxP.T
-
-
 def ntk_mlp(depth: int, width: int, activation: str):
   """The bias-free NTK-parameterized MLP of Theorem 3.1 with `depth` layers, one output.
 
@@ -161,11 +151,13 @@ def ntk_mlp(depth: int, width: int, activation: str):
 def theta_h_at_init(model, key, x_NxD, *, chunk_size: int = 64):
   """θ_h(x_i, x_j) for all pairs at a fresh initialization of `model` drawn with `key`.
 
-  θ_h = ∠(∇h(w0; x_i), ∇h(w0; x_j)), from the empirical NTK Gram matrix at w0.
+  θ_h = ∠(∇h(w0; x_i), ∇h(w0; x_j)), from the empirical NTK Gram matrix at w0
+  (persample.ntk_gram, `chunk_size` Jacobian rows per block).
   """
+  from noisejax import persample  # pylint: disable=g-import-not-at-top
   params = model.init(key, x_NxD[:1])["params"]
-  gram_NxN = model_derivative_gram(lambda p, x: model.apply({"params": p}, x), params, x_NxD,
-                                   chunk_size=chunk_size)
+  gram_NxN = persample.ntk_gram(lambda p, x: model.apply({"params": p}, x), params, x_NxD,
+                                block_size=chunk_size)
   return angles_from_gram(gram_NxN)
 
 
