@@ -19,7 +19,6 @@ active neurons of 240; MNIST (mnist5k) active fraction ≈0.32 (p = 0) against �
 stays ≈1 point worse on mnist5k and softmax CE is not denser (both claims fail there).
 """
 
-import time
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +30,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from noisejax import data, experiment, losses, models, noise, sparsity, synthetic, train
-from noisejax.errors import ConfigError
 from noisejax.experiment import Claim
 from noisejax.theory import pure_noise as pn
 
@@ -438,16 +436,7 @@ PARTS = {"fig1": run_fig1, "mnist": run_mnist, "cifar": run_cifar}
 
 
 def run(config, run):  # pylint: disable=redefined-outer-name
-  for part in config.parts:
-    if part not in PARTS:
-      raise ConfigError("parts", part, tuple(PARTS))
-  claims, times = [], {}
-  for part in config.parts:
-    start = time.time()
-    claims += PARTS[part](config, run)
-    times[part] = round(time.time() - start, 1)
-  run.save_json("timings", times)
-  return claims
+  return experiment.run_parts(config, run, PARTS)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Expect: every claim passes. Fig. 2: equilibrium ≈ 0.63·dh (hinge, slope 1 in 
 equilibrium, with bias < 5% of the neurons fire at the end.
 """
 
-import time
 import zlib
 
 import jax
@@ -438,16 +437,7 @@ PARTS = {"theorem1": run_theorem1, "single": run_single_neuron, "hidden": run_hi
 def run(config, run):  # pylint: disable=redefined-outer-name
   if not 0 < config.d:
     raise ConfigError("d", config.d, reason="must be > 0")
-  for name in config.parts:
-    if name not in PARTS:
-      raise ConfigError("parts", name, tuple(PARTS))
-  claims, times = [], {}
-  for name in config.parts:
-    start = time.time()
-    claims += PARTS[name](config, run)
-    times[name] = round(time.time() - start, 1)
-  run.save_json("timings", times)
-  return claims
+  return experiment.run_parts(config, run, PARTS)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import os
 import pathlib
 import shutil
 import sys
+import time
 from typing import Any, Callable, Iterable
 
 import ml_collections
@@ -228,6 +229,23 @@ def _config_diff(a: dict, b: dict, prefix="") -> str:
     elif va != vb:
       diffs.append(prefix + key)
   return ", ".join(diffs[:4]) if diffs else "nothing"
+
+
+def run_parts(config, run: Run, parts: dict) -> list[Claim]:
+  """Runs `parts[name](config, run)` for every name in `config.parts`, in order.
+
+  Checks every name first, records each part's wall time in timings.json and
+  returns all claims.
+  """
+  for name in config.parts:
+    check_choice("parts", name, tuple(parts))
+  claims, times = [], {}
+  for name in config.parts:
+    start = time.time()
+    claims += parts[name](config, run)
+    times[name] = round(time.time() - start, 1)
+  run.save_json("timings", times)
+  return claims
 
 
 def write_claims(run: Run, claims: list[Claim]):
