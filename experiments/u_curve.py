@@ -16,7 +16,6 @@ final train error (given labels) below 0.3.
 import jax
 import matplotlib
 import ml_collections
-import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,5 @@
 """The shared activation-sparsity measure on hand-made activations and a hand-made net."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
