@@ -4,8 +4,10 @@
   python -m experiments.reproduce --preset paper            # the papers' scale, GPU/TPU
   python -m experiments.reproduce --only u_curve,ntk_angles # a subset
 
-Each experiment runs in runs/reproduce-<preset>/<name> (resumed if it holds the same
-config). Its PNGs are copied to figures/<name>/ and its claims to figures/CLAIMS.md.
+Each experiment runs in runs/reproduce-<preset>/<name>, resumed if it holds the same
+config (`--fresh` starts every selected experiment from scratch). Its PNGs are copied to
+figures/<name>/; figures/CLAIMS.md gets the claims of every experiment that has a
+finished run under that root, with the wall time of the run that did the work.
 A failed claim is listed as failed; an experiment that crashes is listed as crashed and
 makes the command exit non-zero.
 """
@@ -13,6 +15,7 @@ makes the command exit non-zero.
 import importlib
 import json
 import pathlib
+import shutil
 import sys
 import time
 import traceback
@@ -56,13 +59,24 @@ def claims_table(results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def load_results(workdir: pathlib.Path):
+  """(status, claims, seconds) of a finished run from its claims.json and runtime.json."""
+  claims = [experiment.Claim(**c) for c in json.loads((workdir / "claims.json").read_text())]
+  runtime = workdir / "runtime.json"
+  seconds = json.loads(runtime.read_text())["seconds"] if runtime.exists() else float("nan")
+  return "ok", claims, seconds
+
+
 def main(argv):
-  preset, only, root = "quick", list(EXPERIMENTS), None
+  preset, only, root, fresh_all = "quick", list(EXPERIMENTS), None, False
   args = list(argv)
   try:
     while args:
       arg = args.pop(0)
       key, eq, value = arg.partition("=")
+      if key == "--fresh":
+        fresh_all = True
+        continue
       if not eq and key in ("--preset", "--only", "--workdir"):
         value = args.pop(0) if args else ""
       if key == "--preset":
@@ -74,7 +88,8 @@ def main(argv):
       elif key == "--workdir":
         root = value
       else:
-        raise ConfigError("argv", arg, ("--preset", "--only", "--workdir"), reason="unknown argument")
+        raise ConfigError("argv", arg, ("--preset", "--only", "--workdir", "--fresh"),
+                          reason="unknown argument")
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -83,6 +98,9 @@ def main(argv):
   results = {}
   for name in only:
     module = importlib.import_module(f"experiments.{name}")
+    if fresh_all and (root / name).exists():
+      shutil.rmtree(root / name)
+    fresh = not (root / name).exists()
     start = time.time()
     print(f"== {name} ({EXPERIMENTS[name]})", flush=True)
     try:
@@ -92,19 +110,25 @@ def main(argv):
       traceback.print_exc()
       claims, status = [], f"{type(e).__name__}: {e}".replace("|", "/").splitlines()[0][:200]
     seconds = time.time() - start
+    runtime = root / name / "runtime.json"
+    if status == "ok" and (fresh or not runtime.exists()):
+      runtime.write_text(json.dumps({"seconds": round(seconds, 1)}))
+    elif status == "ok":  # a resumed run: report the time of the run that did the work
+      seconds = json.loads(runtime.read_text())["seconds"]
     results[name] = (status, claims, seconds)
     if status == "ok":
       experiment.print_claims(name, claims)
       experiment.copy_figures(root / name, ROOT / "figures" / name)
     print(f"   {seconds:.0f} s", flush=True)
 
+  # Experiments not run this time keep the results of their last run under `root`.
+  for name in EXPERIMENTS:
+    if name not in results and (root / name / "claims.json").exists():
+      results[name] = load_results(root / name)
+  results = {name: results[name] for name in EXPERIMENTS if name in results}
   table_path = ROOT / "figures" / ("CLAIMS.md" if preset == "quick" else f"CLAIMS-{preset}.md")
-  if set(only) != set(EXPERIMENTS) and table_path.exists():
-    print(f"(partial run: {table_path} left as it was; table below)")
-    print(claims_table(results))
-  else:
-    table_path.write_text(claims_table(results))
-    print(f"claims table: {table_path}")
+  table_path.write_text(claims_table(results))
+  print(f"claims table: {table_path}")
   return 1 if any(s != "ok" for s, _, _ in results.values()) else 0
 
 

@@ -1,0 +1,20 @@
+"""The reproduce command: argument errors and the claims table."""
+
+from experiments import reproduce
+from noisejax import experiment
+
+
+def test_unknown_experiment_is_a_one_line_error(capsys):
+  assert reproduce.main(["--only", "u_curve,bogus"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "config.only='bogus'" in err[0] and "u_curve" in err[0]
+
+
+def test_claims_table_lists_pass_fail_and_crashes():
+  claims = [experiment.Claim("a/b", "sln", "it holds", "> 1", 2.0, True),
+            experiment.Claim("a/c", "sln", "it fails", "< 1", {"x": 3}, False)]
+  table = reproduce.claims_table({"u_curve": ("ok", claims, 12.0),
+                                  "ntk_angles": ("RuntimeError: boom", [], 1.0)})
+  assert "| u_curve | `a/b`: it holds | sln | > 1 | 2.0 | PASS |" in table
+  assert '| u_curve | `a/c`: it fails | sln | < 1 | {"x": 3} | FAIL |' in table
+  assert "| ntk_angles | — | — | — | RuntimeError: boom | CRASHED |" in table
