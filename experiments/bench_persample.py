@@ -51,6 +51,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   c.lr = 0.01
   c.min_rounds = 3
   c.max_rounds = 7 if preset == "quick" else 15
+  c.min_sample_seconds = 0.2  # steps faster than this are repeated within a round
   c.budget_seconds = 75.0 if preset == "quick" else 1e9  # per model and batch size
   c.loop_batch = 32       # (d) only at this batch (it grows linearly and is slow)
   c.vmap_batch = 128      # (e) the vmap route for the CNN at this batch (FCN at fcn_batch)
@@ -261,15 +262,25 @@ def _compiled(jitted, *args):
 
 
 def _rounds(variants: dict, config, budget):
-  """Interleaved rounds (every variant once per round) until max_rounds or the budget."""
+  """Interleaved rounds (every variant once per round) until max_rounds or the budget.
+
+  A variant faster than config.min_sample_seconds is called `number` times in a row per
+  round (timeit-style) and its time divided by `number`, so timer and scheduling noise
+  do not dominate millisecond steps.
+  """
+  numbers = {name: max(1, int(config.min_sample_seconds / max(_timed(fn)[0], 1e-6)))
+             for name, fn in variants.items()}
   times = {name: [] for name in variants}
   start = time.perf_counter()
   for r in range(config.max_rounds):
     if r >= config.min_rounds and time.perf_counter() - start > budget:
       break
     for name, fn in variants.items():
-      times[name].append(_timed(fn)[0])
-  return times
+      t0 = time.perf_counter()
+      for _ in range(numbers[name]):
+        jax.block_until_ready(fn())
+      times[name].append((time.perf_counter() - t0) / numbers[name])
+  return times, numbers
 
 
 def _median_ratio(num, den):
@@ -350,7 +361,7 @@ def _bench_one(config, kind, batch, torch):
                                                  true_j)
     variants["vmap"] = lambda: vmap_step(params, opt_state, x_j, given_j, true_j)
 
-  times = _rounds(variants, config, config.budget_seconds)
+  times, row["calls_per_round"] = _rounds(variants, config, config.budget_seconds)
   row["rounds"] = len(times["plain"])
   row["times"] = times
   for name, ts in times.items():

@@ -211,39 +211,60 @@ def jvp_inner_products(apply_fn, params, x_B, direction, residuals_BxK=None) -> 
   return jnp.sum(residuals_BxK * jv_BxK, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "block_size", "logit"))
-def ntk_gram(apply_fn, params, x_N, *, block_size: int = 128, logit=None) -> Array:
-  """Empirical NTK Gram J Jᵀ = [⟨∇h(x_i), ∇h(x_j)⟩], built block by block.
+@functools.partial(jax.jit, static_argnames=("apply_fn", "block_size", "logit", "method"))
+def ntk_gram(apply_fn, params, x_N, *, block_size: int = 128, logit=None,
+             method: str = "auto") -> Array:
+  """Empirical NTK Gram J Jᵀ = [⟨∇h_k(x_i), ∇h_l(x_j)⟩], built block by block.
 
-  Only two Jacobian blocks (block_size·K × P) live at a time, never J itself (n = 10,000
-  samples of a 270k-parameter ResNet-20 give a 10.8 GB J; early-stopping Fig. 4c).
-  One output or `logit=c`: N×N. Otherwise (N·K)×(N·K), rows ordered i·K + k like
-  `flat_jacobian`. The upper block triangle is computed and mirrored.
+  Never holds J (n = 10,000 samples of a 270k-parameter ResNet-20 give a 10.8 GB J;
+  early-stopping Fig. 4c): only two blocks of block_size samples live at a time, and with
+  the tap route a dense layer's block is (a_i·a_j)(g_ik·g_jl) from its inputs and output
+  gradients, its Jacobian rows never formed. One output or `logit=c`: N×N; otherwise
+  (N·K)×(N·K), rows ordered i·K + k like `flat_jacobian`. Upper block triangle computed,
+  then mirrored.
   """
+  if method not in METHODS:
+    raise ConfigError("persample.method", method, METHODS)
   single = _single(apply_fn)
   if logit is not None:
     single = lambda p, x, f=single: f(p, x)[logit:logit + 1]
+    block_apply = lambda p, x: apply_fn(p, x)[:, logit:logit + 1]
+  else:
+    block_apply = apply_fn
   n = x_N.shape[0]
+  k = jax.eval_shape(single, params, x_N[0]).shape[0]
   num_blocks = -(-n // block_size)
   pad = num_blocks * block_size - n
   x_pad = jnp.concatenate([x_N, jnp.zeros((pad,) + x_N.shape[1:], x_N.dtype)]) if pad else x_N
   x_blocks = x_pad.reshape((num_blocks, block_size) + x_N.shape[1:])
+  use_taps = method != "vmap"
+  if use_taps:
+    try:
+      _program(block_apply, params, x_N[0])
+    except UnsupportedModel:
+      if method == "taps":
+        raise
+      use_taps = False
 
-  def jac_block(x_b):  # (block·K)×P
-    jac = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(params, x_b)
-    leaves = jax.tree.leaves(jac)
-    rows = leaves[0].shape[0] * leaves[0].shape[1]
-    return jnp.concatenate([leaf.reshape(rows, -1) for leaf in leaves], axis=1)
+  if use_taps:
+    factors = lambda x_b: _ntk_factors(block_apply, params, x_b, k)
+    gram_block = _ntk_block
+  else:
+    def factors(x_b):  # (block·K)×P
+      jac = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(params, x_b)
+      leaves = jax.tree.leaves(jac)
+      rows = leaves[0].shape[0] * leaves[0].shape[1]
+      return jnp.concatenate([leaf.reshape(rows, -1) for leaf in leaves], axis=1)
+    gram_block = lambda f_i, f_j: f_i @ f_j.T
 
-  k = jax.eval_shape(single, params, x_N[0]).shape[0]
   size = block_size * k
   gram = jnp.zeros((num_blocks * size, num_blocks * size), x_N.dtype)
 
   def row(i, gram):
-    jac_i = jac_block(x_blocks[i])
+    f_i = factors(x_blocks[i])
 
     def col(j, gram):
-      block = jac_i @ jac_block(x_blocks[j]).T
+      block = gram_block(f_i, factors(x_blocks[j]))
       gram = jax.lax.dynamic_update_slice(gram, block, (i * size, j * size))
       return jax.lax.dynamic_update_slice(gram, block.T, (j * size, i * size))
 
@@ -253,10 +274,49 @@ def ntk_gram(apply_fn, params, x_N, *, block_size: int = 128, logit=None) -> Arr
   return gram[:n * k, :n * k]
 
 
+def _ntk_factors(apply_fn, params, x_b, k):
+  """Jacobian rows of a block as tap factors: dense taps (A_bxD, G_Kxbxm, scale), the
+  rest materialized V_Kxbxp (cotangent set k = e_k gives ∇h_k)."""
+  b = x_b.shape[0]
+  eye = jnp.eye(k, dtype=x_b.dtype)
+  tp = _tap_pass(apply_fn, params, x_b, lambda h: (jnp.broadcast_to(
+      eye[:, None, :], (k, b, k)).astype(h.dtype), None))
+  leaf_uses = collections.Counter(j for tap in tp.prog.taps for j in tap.tag.leaves)
+  dense, materialized = [], {}
+  for t, tap in enumerate(tp.prog.taps):
+    if tap.kind == "dot" and tap.tag.view is not None and all(
+        leaf_uses[j] == 1 for j in tap.tag.leaves):
+      a_btd, g_mbtm, _ = _dot_factors(tap, tp.inputs[t][0], tp.grads[t])
+      if a_btd.shape[1] == 1:
+        dense.append((a_btd[:, 0], g_mbtm[:, :, 0], jnp.asarray(tap.tag.view[1], x_b.dtype)))
+        continue
+    materialized[t] = _materialize(tp, t)
+  v = None
+  if materialized:
+    per_leaf = _pull_back(tp, materialized)
+    v = jnp.stack([jnp.concatenate([g[m].reshape(b, -1) for g in per_leaf.values()], axis=-1)
+                   for m in range(k)])
+  return dense, v
+
+
+def _ntk_block(f_i, f_j):
+  """⟨∇h_k(x_i), ∇h_l(x_j)⟩ of two factored blocks as a (b·K)×(b·K) matrix."""
+  (dense_i, v_i), (dense_j, v_j) = f_i, f_j
+  terms = []
+  for (a_i, g_i, scale), (a_j, g_j, _) in zip(dense_i, dense_j):
+    terms.append((scale * scale) * (a_i @ a_j.T)[:, None, :, None] *
+                 jnp.einsum("kbm,lcm->bkcl", g_i, g_j))
+  if v_i is not None:
+    terms.append(jnp.einsum("kbp,lcp->bkcl", v_i, v_j))
+  block = sum(terms)
+  b, k = block.shape[:2]
+  return block.reshape(b * k, b * k)
+
+
 def jacobian_singular_values(apply_fn, params, x_N, *, block_size: int = 128,
-                             logit=None) -> Array:
+                             logit=None, method: str = "auto") -> Array:
   """Singular values of J, descending: σ_k = √λ_k(J Jᵀ) (early-stopping Fig. 4c)."""
-  gram = ntk_gram(apply_fn, params, x_N, block_size=block_size, logit=logit)
+  gram = ntk_gram(apply_fn, params, x_N, block_size=block_size, logit=logit, method=method)
   eigenvalues = jnp.linalg.eigvalsh(0.5 * (gram + gram.T))
   return jnp.sqrt(jnp.clip(eigenvalues, 0.0))[::-1]
 
@@ -584,8 +644,11 @@ def _tap_forward(prog: _Program, p_values, x, eps):
 # gradients of M cotangent sets.
 
 
-def _dot_factors(tap: _Tap, act_BxA, g_MxBxO):
-  """dot_general tap: A_BxTxD, G_MxBxTxM and how (D, M) maps back onto P's axes."""
+def _dot_factors(tap: _Tap, act_BxA, g_sets):
+  """dot_general tap: A_BxTxD, G_MxBxTxM and how (D, M) maps back onto P's axes.
+
+  g_sets: the M output gradients, each B×out (dense outputs are small; stacked here)."""
+  g_MxBxO = jnp.stack(g_sets)
   (lc, rc), _ = tap.eqn.params["dimension_numbers"]
   p_is_rhs = tap.p_pos == 1
   a_contract, p_contract = (lc, rc) if p_is_rhs else (rc, lc)
@@ -619,53 +682,58 @@ def _dot_factors(tap: _Tap, act_BxA, g_MxBxO):
   return a_btd, g_mbtm, to_p
 
 
-def _conv_sample_grads(tap: _Tap, act, g_MxBxO, chunk_bytes=None):
+def _conv_sample_grads(tap: _Tap, act, g_sets, chunk_bytes=None):
   """conv tap: ∇P_i = Σ_t patch_t(a_i) ⊗ g_{i,t}, one batched matmul per kernel offset.
 
-  Samples are processed in chunks whose shifted input windows take about `chunk_bytes`.
+  Samples are processed in chunks whose shifted input windows take about `chunk_bytes`;
+  the M sets' output gradients are joined along channels per chunk (one matmul for all
+  sets, no full-size copy). Returns M arrays B×P.
   """
   prm = tap.eqn.params
   dn = prm["dimension_numbers"]
   lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
   nsp = len(lhs_spec) - 2
-  m_sets, b = g_MxBxO.shape[:2]
+  m_sets, b = len(g_sets), g_sets[0].shape[0]
   lhs_dil = prm["lhs_dilation"] or (1,) * nsp
   rhs_dil = prm["rhs_dilation"] or (1,) * nsp
   strides = prm["window_strides"]
   p_shape = tap.eqn.invars[1].aval.shape
   k_sp = tuple(p_shape[d] for d in rhs_spec[2:])
-  # Per-sample arrays carry the sample's own N axis (size 1); lay out as N, spatial…, C.
+  # Per-sample arrays carry the sample's own N axis (size 1); lay out as N, spatial…, C
+  # (the identity for Flax's NHWC).
   a = jnp.transpose(act, [0] + [1 + d for d in (lhs_spec[0], *lhs_spec[2:], lhs_spec[1])])
-  g = jnp.transpose(g_MxBxO, [1, 0] + [2 + d for d in (out_spec[0], *out_spec[2:], out_spec[1])])
-  pads = [(0, 0, 0), (0, 0, 0)] + [(lo, hi, d - 1) for (lo, hi), d in
-                                   zip(prm["padding"], lhs_dil)] + [(0, 0, 0)]
-  out_sp = g.shape[3:-1]
+  out_perm = [0] + [1 + d for d in (out_spec[0], *out_spec[2:], out_spec[1])]
+  gs = tuple(jnp.transpose(g, out_perm) for g in g_sets)
+  pads = [(0, 0, 0)] + [(lo, hi, d - 1) for (lo, hi), d in zip(prm["padding"], lhs_dil)] + \
+         [(0, 0, 0)]
+  out_sp = gs[0].shape[2:-1]
+  c_out = gs[0].shape[-1]
 
-  def one(args):  # a_1xHxWxC, g_Mx1xH'xW'xO -> M×k_sp×I×O
-    a_i, g_i = args
-    a_i = jax.lax.pad(a_i, jnp.zeros((), a_i.dtype), pads[1:])
+  def one(args):  # a_1xHxWxC, M × g_1xH'xW'xO -> k_sp×I×(M·O)
+    a_i, g_i = args[0], jnp.concatenate(args[1:], axis=-1)
+    a_i = jax.lax.pad(a_i, jnp.zeros((), a_i.dtype), pads)
     per_offset = []
     for offset in itertools.product(*(range(k) for k in k_sp)):
       start = [0] + [o * r for o, r in zip(offset, rhs_dil)] + [0]
       limit = [a_i.shape[0]] + [s + (n - 1) * st + 1 for s, n, st in
                                 zip(start[1:-1], out_sp, strides)] + [a_i.shape[-1]]
       window = jax.lax.slice(a_i, start, limit, [1] + list(strides) + [1])
-      per_offset.append(jnp.einsum("n...c,mn...o->mco", window, g_i))
-    return jnp.stack(per_offset, axis=1).reshape((m_sets,) + k_sp + per_offset[0].shape[1:])
+      per_offset.append(jnp.einsum("n...c,n...o->co", window, g_i))
+    return jnp.stack(per_offset).reshape(k_sp + per_offset[0].shape)
 
   window_bytes = math.prod(k_sp) * math.prod(out_sp) * a.shape[-1] * a.dtype.itemsize
   chunk = _chunk_size(b, (chunk_bytes or _CHUNK_BYTES) // max(1, window_bytes))
-  v = _map(one, (a, g), None if chunk >= b else chunk)      # B×M×k_sp×I×O
-  v = jnp.swapaxes(v, 0, 1)
+  v = _map(one, (a,) + gs, None if chunk >= b else chunk)   # B×k_sp×I×(M·O)
   labels = [("s", j) for j in range(nsp)] + [("i",), ("o",)]
   target = {rhs_spec[0]: ("o",), rhs_spec[1]: ("i",)}
   target.update({d: ("s", j) for j, d in enumerate(rhs_spec[2:])})
-  perm = [labels.index(target[d]) for d in range(len(p_shape))]
-  return jnp.transpose(v, [0, 1] + [2 + p for p in perm])
+  perm = [1 + labels.index(target[d]) for d in range(len(p_shape))]
+  return tuple(jnp.transpose(v[..., m * c_out:(m + 1) * c_out], [0] + perm)
+               for m in range(m_sets))
 
 
-def _generic_sample_grads(tap: _Tap, p_value, ins, g_MxBxO):
-  """Any tap: ∇P_i = vjp of this one equation at (inputs_i, P), vmapped over sets and B."""
+def _generic_sample_grads(tap: _Tap, p_value, ins, g_sets):
+  """Any tap: ∇P_i = vjp of this one equation at (inputs_i, P), vmapped over B, per set."""
   def eqn_of_p(p, others):
     vals = list(others)
     vals.insert(tap.p_pos, p)
@@ -674,11 +742,12 @@ def _generic_sample_grads(tap: _Tap, p_value, ins, g_MxBxO):
   def one(others, g):
     return jax.vjp(lambda p: eqn_of_p(p, others), p_value)[1](g)[0]
 
-  return jax.vmap(jax.vmap(one), in_axes=(None, 0))(ins, g_MxBxO)
+  return tuple(jax.vmap(one)(ins, g) for g in g_sets)
 
 
 def _backward(vjp_fn, cot_MxBxK):
-  """Output gradients at every tap for M cotangent sets, one plain backward pass each.
+  """Output gradients at every tap for M cotangent sets, one plain backward pass each;
+  per tap a tuple of M arrays B×out.
 
   (vmap over the sets would batch max-pool's select-and-scatter into an index scatter,
   several times slower and larger.)
@@ -686,8 +755,9 @@ def _backward(vjp_fn, cot_MxBxK):
   m_sets = cot_MxBxK.shape[0]
   if m_sets <= _UNROLL_SETS:
     per_set = [vjp_fn(cot_MxBxK[m])[0] for m in range(m_sets)]
-    return [None if gs[0] is None else jnp.stack(gs) for gs in zip(*per_set)]
-  return jax.lax.map(lambda c: vjp_fn(c)[0], cot_MxBxK)
+    return [None if gs[0] is None else tuple(gs) for gs in zip(*per_set)]
+  stacked = jax.lax.map(lambda c: vjp_fn(c)[0], cot_MxBxK)
+  return [None if g is None else tuple(g[m] for m in range(m_sets)) for g in stacked]
 
 
 class GradStats(NamedTuple):
@@ -703,10 +773,12 @@ class GradStats(NamedTuple):
 
 
 def _reduce_dense(v_MxBxP, w_BxS):
-  s_MxSxP = jnp.einsum("bs,mbp->msp", w_BxS, v_MxBxP)
-  return (jnp.sum(v_MxBxP * v_MxBxP, axis=-1),
-          jnp.einsum("mbp,msp->mbs", v_MxBxP, s_MxSxP),
-          jnp.einsum("msp,mtp->mst", s_MxSxP, s_MxSxP))
+  """‖v_i‖², ⟨v_i, g_s⟩, ⟨g_s, g_t⟩ of materialized v (M sets, a stacked array or a list)."""
+  outs = []
+  for v_BxP in v_MxBxP:
+    s_SxP = w_BxS.T @ v_BxP
+    outs.append((jnp.sum(v_BxP * v_BxP, axis=-1), v_BxP @ s_SxP.T, s_SxP @ s_SxP.T))
+  return tuple(jnp.stack(o) for o in zip(*outs))
 
 
 def _reduce_factored(a_BxD, g_MxBxM, w_BxS, scale):
@@ -776,11 +848,11 @@ def _tap_pass(apply_fn, params, x_B, cotangent_fn) -> _TapPass:
 
 
 def _materialize(tp: _TapPass, k: int):
-  """∇P_k of every sample and set: M×B×P_k."""
+  """∇P_k of every sample, per set: a tuple of M arrays B×P_k."""
   tap, ins, g = tp.prog.taps[k], tp.inputs[k], tp.grads[k]
   if tap.kind == "dot":
     a_btd, g_mbtm, to_p = _dot_factors(tap, ins[0], g)
-    return to_p(jnp.einsum("btd,nbtk->nbdk", a_btd, g_mbtm))
+    return tuple(to_p(jnp.einsum("btd,btk->bdk", a_btd, g_btm)) for g_btm in g_mbtm)
   if tap.kind == "conv":
     return _conv_sample_grads(tap, ins[0], g)
   return _generic_sample_grads(tap, tp.p_values[k], ins, g)
@@ -788,7 +860,7 @@ def _materialize(tp: _TapPass, k: int):
 
 def _pull_back(tp: _TapPass, per_tap: dict):
   """Per-sample leaf gradients from per-sample ∇P_k of the taps in `per_tap` (chain rule
-  through the parameter-side program P_k = φ_k(w)). Returns {leaf index: M×B×leaf}."""
+  through the parameter-side program P_k = φ_k(w)). Returns {leaf index: M arrays B×leaf}."""
   taps = sorted(per_tap)
   used = sorted(set().union(*(tp.prog.taps[k].tag.leaves for k in taps)))
 
@@ -799,14 +871,16 @@ def _pull_back(tp: _TapPass, per_tap: dict):
     return _tap_param_values(tp.prog, full, taps)
 
   _, pull = jax.vjp(p_of, [tp.leaves[j] for j in used])
-  per_leaf = jax.vmap(jax.vmap(lambda dps: pull(dps)[0]))([per_tap[k] for k in taps])
-  return dict(zip(used, per_leaf))
+  m_sets = len(per_tap[taps[0]])
+  per_set = [jax.vmap(lambda dps: pull(dps)[0])([per_tap[k][m] for k in taps])
+             for m in range(m_sets)]
+  return {j: tuple(per_set[m][i] for m in range(m_sets)) for i, j in enumerate(used)}
 
 
 def _taps_stats(apply_fn, params, x_B, cotangent_fn, weights_BxS):
   """GradStats through the tap engine (see module docstring)."""
   tp = _tap_pass(apply_fn, params, x_B, cotangent_fn)
-  m_sets, b = tp.grads[0].shape[:2]
+  m_sets, b = len(tp.grads[0]), tp.grads[0][0].shape[0]
   s = weights_BxS.shape[1]
   dtype = tp.outputs_BxK.dtype
   w_BxS = weights_BxS.astype(dtype)
@@ -831,7 +905,7 @@ def _taps_stats(apply_fn, params, x_B, cotangent_fn, weights_BxS):
     sum_p.append(jnp.sum(materialized[k][0], axis=0))
   if materialized:
     for v in _pull_back(tp, materialized).values():
-      dsq, dinner, dgram = _reduce_dense(v.reshape(m_sets, b, -1), w_BxS)
+      dsq, dinner, dgram = _reduce_dense([v_m.reshape(b, -1) for v_m in v], w_BxS)
       sq, inner, gram = sq + dsq, inner + dinner, gram + dgram
   _, pull_all = jax.vjp(lambda lv: _tap_param_values(tp.prog, lv, range(len(sum_p))),
                         tp.leaves)
@@ -900,7 +974,7 @@ def sample_grads(apply_fn, params, x_B, cotangents_MxBxK, *, method: str = "auto
     return jax.tree.map(lambda g: jnp.swapaxes(g, 0, 1), grads)
   tp = _tap_pass(apply_fn, params, x_B, lambda _: (cotangents_MxBxK, None))
   per_leaf = _pull_back(tp, {k: _materialize(tp, k) for k in range(len(tp.prog.taps))})
-  return tp.prog.treedef.unflatten([per_leaf[j] for j in range(len(tp.leaves))])
+  return tp.prog.treedef.unflatten([jnp.stack(per_leaf[j]) for j in range(len(tp.leaves))])
 
 
 # ----------------------------------------------------------------------------

@@ -201,14 +201,15 @@ def test_flat_jacobian_rows_are_model_derivatives():
                              atol=1e-6)
 
 
-def test_ntk_gram_blocks_equal_explicit_jjt():
+@pytest.mark.parametrize("model,x_shape", [(TinyMLP(), (4,)), (TinyBN(), (6, 6, 1))])
+def test_ntk_gram_blocks_equal_explicit_jjt(model, x_shape):
   block_size = 3
-  x, params, apply_fn = _setup(TinyMLP(), (7, 4))               # 7 samples: ragged blocks
+  x, params, apply_fn = _setup(model, (7,) + x_shape)           # 7 samples: ragged blocks
   jac = np.asarray(_jit(ps.flat_jacobian, apply_fn=apply_fn)(params=params, x_B=x))
-  gram = ps.ntk_gram(apply_fn, params, x, block_size=block_size)
+  gram = ps.ntk_gram(apply_fn, params, x, block_size=block_size)  # tap factors
   np.testing.assert_allclose(gram, jac @ jac.T, rtol=1e-4, atol=1e-4)
   jac1 = jac.reshape(7, 3, -1)[:, 1]
-  gram1 = ps.ntk_gram(apply_fn, params, x, block_size=block_size, logit=1)
+  gram1 = ps.ntk_gram(apply_fn, params, x, block_size=block_size, logit=1, method="vmap")
   np.testing.assert_allclose(gram1, jac1 @ jac1.T, rtol=1e-4, atol=1e-4)
   sv = ps.jacobian_singular_values(apply_fn, params, x, block_size=block_size, logit=1)
   np.testing.assert_allclose(sv, np.linalg.svd(jac1, compute_uv=False), rtol=2e-3, atol=2e-3)
