@@ -1,6 +1,6 @@
 """Benchmark: noisejax's one-pass diagnostic step against a plain step, torch.func and a loop.
 
-Command: python -m experiments.bench_persample --preset quick   (≈6–9 min on 2 shared CPU cores)
+Command: python -m experiments.bench_persample --preset quick   (≈3–7 min on 2 shared CPU cores)
 
 Times, in ONE process on the same mnist5k data (30% symmetric noise) and the same weights,
 (a) a plain jitted SGD train step; (b) `persample.make_diagnostic_step` (the update plus

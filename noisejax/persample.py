@@ -28,6 +28,14 @@ Two routes give the same numbers:
               anything else (bias, scales): a `vmap`ped `vjp` of that one equation.
             Subset gradients are weighted sums over samples (weights_BxS), so norms, ratios
             and angles need only  ‖∇l_i‖²,  ⟨∇l_i, g_s⟩  and  ⟨g_s, g_t⟩.
+            The M cotangent sets (e.g. ∇l_i and eq. 13's ∇l_{t_i,i}) share the forward
+            pass and get one backward pass each. Inside the tap forward, max-pools whose
+            windows tile the input run as reshape + max with the same first-maximum
+            gradient as XLA's select-and-scatter (several times slower on CPU).
+            Memory: conv contractions run over chunks of samples (~64 MB of shifted
+            windows each); the clean-priority CNN at B = 512 needs < 0.5 GB.
+            NTK Gram blocks are built from the same factors: a dense layer contributes
+            (a_i·a_j)(g_ik·g_jl) and its Jacobian rows are never formed.
   "auto" uses "taps" and falls back to "vmap" for programs it cannot split (a parameter
   used inside a scan, a custom_jvp rule, …).
 
@@ -581,11 +589,11 @@ class _Walker:
                            aval.dtype))
       # y = dot(a, W) used only by z = y + b: ∂l/∂y = ∂l/∂z, one ε serves both taps.
       self._tap_of[eqn.outvars[0]] = k
-      act_var = eqn.invars[1 - p_pos]
-      if (eqn.primitive.name == "add" and len(eqn.invars) == 2 and
-          self._uses[act_var] == 1 and act_var in self._tap_of):
-        prev = self._tap_of[act_var]
-        if self.out[prev].kind in ("dot", "conv"):
+      if eqn.primitive.name == "add" and len(eqn.invars) == 2:
+        act_var = eqn.invars[1 - p_pos]
+        prev = self._tap_of.get(act_var)
+        if (prev is not None and self._uses[act_var] == 1 and
+            self.out[prev].kind in ("dot", "conv")):
           self.out[prev] = dataclasses.replace(self.out[prev], grad_from=k)
       return None
     if self.mode == "params":
