@@ -386,13 +386,15 @@ def _fmt(v, digits=3):
   return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
-def _table(rows, threads, torch_version, targets) -> str:
+def _table(rows, threads, torch_version, targets, load) -> str:
   lines = [
       "# Sample-wise gradient diagnostics: time per step",
       "",
-      f"2-core shared CPU, {threads} threads for XLA and torch"
+      f"{os.cpu_count()}-core CPU (shared), {threads} threads for XLA and torch"
       f" (torch {torch_version or 'absent'}, jax {jax.__version__}). Medians of interleaved"
-      " rounds; ratios are medians of per-round ratios.",
+      " rounds; ratios are medians of per-round ratios. Load average (1 min) at start / end:"
+      f" {load[0]:.1f} / {load[1]:.1f}; torch.func slows down more than XLA when other"
+      " processes compete for the cores, so (c)/(b) grows with the load.",
       "(a) plain jitted SGD step; (b) noisejax diagnostic step (tap route); (c) torch.func"
       " vmap(grad), same quantities; (d) Python loop of jitted per-sample jax.grad;"
       " (e) noisejax vmap route.",
@@ -474,6 +476,7 @@ def run(config, run_: experiment.Run) -> list:
   if torch is not None:
     torch.set_num_threads(threads)
   rows = []
+  load_start = os.getloadavg()[0]
   for kind, batches in (("fcn", (config.fcn_batch,)), ("cnn", tuple(config.cnn_batches))):
     for batch in batches:
       row = _bench_one(config, kind, batch, torch)
@@ -483,9 +486,11 @@ def run(config, run_: experiment.Run) -> list:
             f"(×{row['diag_over_plain']:.2f}) torch {row.get('torch_s', float('nan')):.3g}s "
             f"(×{row.get('torch_over_diag', float('nan')):.2f} slower)", flush=True)
   targets = _targets(rows, config)
-  table = _table(rows, threads, torch.__version__ if torch else None, targets)
+  load = (load_start, os.getloadavg()[0])
+  table = _table(rows, threads, torch.__version__ if torch else None, targets, load)
   (run_.workdir / "bench_table.md").write_text(table)
   run_.save_json("bench_results.json", {"rows": rows, "targets": targets, "threads": threads,
+                                        "load_average": load,
                                         "jax": jax.__version__,
                                         "torch": torch.__version__ if torch else None})
   _plot(rows, run_.workdir / "bench_time_vs_batch.png")
