@@ -461,3 +461,28 @@ def test_logit_subset_stats_match_single_logit_gradients(outputs):
                                  [_angle_np(g, subsets[k]) for g in g_c], atol=0.05)
     np.testing.assert_allclose(out["subset_angles_Cx3x3"][cls][0, 1],
                                _angle_np(subsets[0], subsets[1]), atol=0.05)
+
+
+# ----------------------------------------------------------------------------
+# The benchmark's report (its timings are produced by `python -m experiments.bench_persample`).
+
+
+def test_benchmark_targets_table_and_missing_torch(monkeypatch):
+  import sys  # pylint: disable=g-import-not-at-top
+  from experiments import bench_persample as bench  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(sys.modules, "torch", None)        # `import torch` raises ImportError
+  assert bench._torch() is None
+  config = bench.get_config("quick")
+  row = lambda kind, b, ratio, speedup: {
+      "model": kind, "batch": b, "plain_s": 1.0, "diag_s": ratio, "diag_over_plain": ratio,
+      "torch_s": ratio * speedup, "torch_over_diag": speedup, "compile_plain_s": 1.0,
+      "compile_diag_s": 2.0, "rounds": 3, "torch_vs_diag": {"rel": 1e-5, "cos": 1e-6}}
+  rows = [row("fcn", 256, 1.4, 3.0), row("cnn", 32, 1.9, 2.5), row("cnn", 512, 2.1, 1.5)]
+  targets = bench._targets(rows, config)
+  assert [t["passed"] for t in targets] == [False, True, False, True]
+  table = bench._table(rows, 2, None, targets, (1.0, 2.0))
+  assert "| CNN | 512 |" in table and "NOT met" in table and "torch absent" in table
+  errors = bench._max_errors({"angle_to_clean_B": np.array([10.0, np.nan]), "x_B": np.ones(2)},
+                             {"angle_to_clean_B": np.array([10.0, np.nan]), "x_B": np.ones(2)})
+  assert errors == {"rel": 0.0, "cos": 0.0}
+  assert bench._max_errors({"x": np.array([np.nan])}, {"x": np.array([1.0])})["rel"] == np.inf
