@@ -37,6 +37,17 @@ EXPERIMENTS = {
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def rounded(value, digits: int = 4):
+  """Floats (also nested in dicts and lists) to `digits` significant digits, for reading."""
+  if isinstance(value, float):
+    return float(f"{value:.{digits}g}")
+  if isinstance(value, dict):
+    return {k: rounded(v, digits) for k, v in value.items()}
+  if isinstance(value, list):
+    return [rounded(v, digits) for v in value]
+  return value
+
+
 def claims_table(results: dict) -> str:
   lines = ["# Claims checked by `python -m experiments.reproduce`", "",
            "Every row is measured on the run named in its experiment column; "
@@ -48,7 +59,7 @@ def claims_table(results: dict) -> str:
       lines.append(f"| {name} | — | — | — | {status} | CRASHED |")
       continue
     for c in claims:
-      measured = json.dumps(c.measured) if not isinstance(c.measured, str) else c.measured
+      measured = c.measured if isinstance(c.measured, str) else json.dumps(rounded(c.measured))
       if len(measured) > 160:
         measured = measured[:157] + "..."
       lines.append(f"| {name} | `{c.id}`: {c.statement} | {c.paper} | {c.expected} | "

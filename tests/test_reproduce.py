@@ -18,3 +18,8 @@ def test_claims_table_lists_pass_fail_and_crashes():
   assert "| u_curve | `a/b`: it holds | sln | > 1 | 2.0 | PASS |" in table
   assert '| u_curve | `a/c`: it fails | sln | < 1 | {"x": 3} | FAIL |' in table
   assert "| ntk_angles | — | — | — | RuntimeError: boom | CRASHED |" in table
+
+
+def test_measured_values_are_rounded_for_reading():
+  assert reproduce.rounded({"a": 0.06300000101327896, "b": [1.23456789, 3], "c": "x"}) == {
+      "a": 0.063, "b": [1.235, 3], "c": "x"}
