@@ -146,8 +146,7 @@ def _model(spec, num_classes, **overrides):
 
 
 def _subrun(run, tag, spec):
-  sub = experiment.Run(f"{run.name}/{tag}", spec, run.workdir / tag)
-  sub.workdir.mkdir(parents=True, exist_ok=True)
+  sub = run.child(tag, spec)
   return sub
 
 
@@ -499,7 +498,7 @@ def run(config, run: experiment.Run) -> list[Claim]:
   key = jax.random.key(config.seed)
   keys = dict(zip(PARTS, jax.random.split(key, len(PARTS))))
   th, method = config.thresholds, config.method
-  claims, summary = [], {}
+  claims = []
   loss_panels = []
 
   binary_results = []

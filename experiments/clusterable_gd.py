@@ -572,8 +572,7 @@ def _train_sweep(name, sweep, config, run, key) -> list[_SweepResult]:
   batch_size = sweep.optim.batch_size or len(train_idx)
   results = []
   for i, rate in enumerate(sweep.noise.rates):
-    sub = experiment.Run(run.name, config, run.workdir / f"{name}_noise{rate:g}")
-    sub.workdir.mkdir(parents=True, exist_ok=True)
+    sub = run.child(f"{name}_noise{rate:g}")
     noisy = noise.corrupt(jax.random.fold_in(key_noise, i), pool.y[train_idx], num_classes,
                           sweep.noise.kind, rate)
     val_noisy = noise.corrupt(jax.random.fold_in(key_noise, 1000 + i), pool.y[val_idx],
@@ -752,8 +751,7 @@ def _jacobian(cfg, config, run, key) -> list[Claim]:
     return cl.singular_values_from_gram(gram), shares
 
   sigma0, shares0 = measure(state)
-  sub = experiment.Run(run.name, config, run.workdir / "jacobian_training")
-  sub.workdir.mkdir(parents=True, exist_ok=True)
+  sub = run.child("jacobian_training")
   clean = noise.corrupt(key_probe, dataset.y, 2, "none", 0.0)
   state, history = train.fit(cfg.optim, sub, state, loss_fn,
                              train.Data(dataset.x, clean, test.x, test.y), key=key_train)

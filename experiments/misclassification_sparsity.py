@@ -374,8 +374,7 @@ def run_cifar(config, run):
   results = {}
   for name, loss_name, hparams in (("ce", "cross_entropy", {}),
                                    ("ls", "label_smoothing", {"alpha": c.smoothing})):
-    sub = experiment.Run(run.name, config, run.workdir / f"cifar_{name}")
-    sub.workdir.mkdir(parents=True, exist_ok=True)
+    sub = run.child(f"cifar_{name}")
     steps_per_epoch = len(train_set.x) // config.optim.batch_size
     tx = train.make_optimizer(config.optim, steps_per_epoch)
     state = train.create_state(model, _key(config.seed, 6), train_set.x[:1], tx)

@@ -96,6 +96,13 @@ class Run:
     self.checkpoint_dir = self.workdir / "checkpoints"
     self.metrics_path = self.workdir / "metrics.jsonl"
 
+  def child(self, subdir: str, config=None) -> "Run":
+    """A run in `workdir/subdir` with its own metrics.jsonl and checkpoints (one of several
+    trainings inside one experiment)."""
+    run = Run(self.name, self.config if config is None else config, self.workdir / subdir)
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    return run
+
   def log(self, step: int, **scalars):
     """Appends one JSON line `{"step": step, **scalars}` to metrics.jsonl."""
     record = {"step": int(step), **{k: to_jsonable(v) for k, v in scalars.items()}}

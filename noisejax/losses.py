@@ -57,7 +57,8 @@ def logistic(outputs_Bx1, labels_B):
   (label-noise feature learning, misclassification §3). Its gradient in h is σ(h) − y (eq. 5).
   """
   h_B = _scalar_output(outputs_Bx1, "logistic")
-  return jax.nn.softplus(h_B) - labels_B.astype(h_B.dtype) * h_B
+  y_pm_B = 2.0 * labels_B.astype(h_B.dtype) - 1.0
+  return jax.nn.softplus(-y_pm_B * h_B)  # no cancellation at large margins
 
 
 def hinge(outputs_Bx1, labels_B, beta=0.0):

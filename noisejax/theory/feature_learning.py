@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from noisejax import losses
 from noisejax.errors import ConfigError
 
 J_2 = jnp.array([1.0, -1.0])  # the class sign j of W[0] and W[1]
@@ -63,8 +64,8 @@ def patch_cnn(W_2xMxD, x_Nx2xD):
 
 
 def logistic_losses(f_N, y_N):
-  """Per-sample logistic loss ℓ(f, ỹ) = log(1 + exp(−ỹ·f)) (paper §3)."""
-  return jax.nn.softplus(-y_N * f_N)
+  """Per-sample logistic loss ℓ(f, ỹ) = log(1 + exp(−ỹ·f)) (paper §3), ỹ ∈ {±1}."""
+  return losses.logistic(f_N[:, None], (y_N + 1) // 2)
 
 
 def empirical_risk(W_2xMxD, x_Nx2xD, y_N):
@@ -270,7 +271,7 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
   rho = np.asarray(trace.rho_Rx2xMxN)
   rho_bar = np.where(np.array([1.0, -1.0])[None, :, None, None] == y_noisy[None, None, None, :],
                      rho, 0.0)
-  losses = np.logaddexp(0.0, -y_noisy * f)
+  sample_losses = np.logaddexp(0.0, -y_noisy * f)
   correct_given = np.sign(f) == y_noisy
   correct_true = np.sign(f) == y
   mean_or_nan = lambda a, mask: a[:, mask].mean(1) if mask.any() else np.full(len(a), np.nan)
@@ -294,7 +295,7 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
       "rho_mean_noisy": mean_or_nan(rho_max_RxN, noisy),
       "rho_bar_max_noisy": (rho_bar_max_RxN[:, noisy].max(1) if noisy.any()
                             else np.zeros(len(f))),
-      "losses": losses,
+      "losses": sample_losses,
       "is_noisy": noisy,
       "residual": float(np.max(np.asarray(trace.residual_R)[1:])) if len(f) > 1 else 0.0,
   }
@@ -321,10 +322,10 @@ def separation_at(losses_RxN, is_noisy_N, index):
 
   Returns the fractions of clean samples with ℓ ≤ log 2 and of noisy samples with ℓ ≥ log 2.
   """
-  losses = np.asarray(losses_RxN)[index]
+  losses_N = np.asarray(losses_RxN)[index]
   noisy = np.asarray(is_noisy_N, bool)
-  clean_below = float(np.mean(losses[~noisy] <= LOG2)) if (~noisy).any() else float("nan")
-  noisy_above = float(np.mean(losses[noisy] >= LOG2)) if noisy.any() else float("nan")
+  clean_below = float(np.mean(losses_N[~noisy] <= LOG2)) if (~noisy).any() else float("nan")
+  noisy_above = float(np.mean(losses_N[noisy] >= LOG2)) if noisy.any() else float("nan")
   return {"clean_below_log2": clean_below, "noisy_above_log2": noisy_above}
 
 
