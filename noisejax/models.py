@@ -284,29 +284,39 @@ class PatchCNN(nn.Module):
 # Small CNNs for MNIST.
 
 
-class CleanPriorityCNN(nn.Module):
+class TwoConvCNN(nn.Module):
+  """conv → conv (3×3 valid, stride 1, ReLU) → 2×2 max-pool → dense (ReLU) → outputs."""
+  num_outputs: int = 10
+  conv_features: tuple = (32, 64)
+  dense_features: int = 64
+  weight_init: str = "torch"
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    h = x
+    for i, features in enumerate(self.conv_features, start=1):
+      h = nn.relu(_conv(h, features, 3, name=f"conv{i}", init=self.weight_init))
+      self.sow("intermediates", f"conv{i}_act", h)
+    h = nn.relu(_dense(_flatten(_max_pool(h)), self.dense_features, name="dense1",
+                       init=self.weight_init))
+    self.sow("intermediates", "dense1_act", h)
+    return _dense(h, self.num_outputs, name="output", init=self.weight_init)
+
+
+class CleanPriorityCNN(TwoConvCNN):
   """Clean-priority App. B MNIST CNN: conv32 → conv64 (3×3, stride 1) → max-pool → 64 → 10.
 
   The paper gives channels, kernel, stride, one max-pool, dense 64 and 10; unstated
   details follow the standard PyTorch MNIST example it matches: no padding, ReLU, 2×2
   max-pool after both convs, PyTorch default init. On 28×28×1: 609,354 parameters.
   """
-  num_outputs: int = 10
+  conv_features: tuple = (32, 64)
+  dense_features: int = 64
   weight_init: str = "torch"
 
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    del train
-    h = nn.relu(_conv(x, 32, 3, name="conv1", init=self.weight_init))
-    self.sow("intermediates", "conv1_act", h)
-    h = nn.relu(_conv(h, 64, 3, name="conv2", init=self.weight_init))
-    self.sow("intermediates", "conv2_act", h)
-    h = nn.relu(_dense(_flatten(_max_pool(h)), 64, name="dense1", init=self.weight_init))
-    self.sow("intermediates", "dense1_act", h)
-    return _dense(h, self.num_outputs, name="output", init=self.weight_init)
 
-
-class EarlyStopCNN(nn.Module):
+class EarlyStopCNN(TwoConvCNN):
   """Early-stopping Fig. 1 CNN: conv64 → conv128 → max-pool → 256 → 10 (4.8M parameters).
 
   The paper gives widths 64, 128, 256, 10 and "4.8 million trainable parameters";
@@ -314,19 +324,9 @@ class EarlyStopCNN(nn.Module):
   Adadelta) give exactly 4,795,914 on 28×28×1 (5×5 kernels would give 3.5M, padded
   3×3 kernels 6.5M). ReLU, Keras default init (Glorot uniform, zero bias); no dropout.
   """
-  num_outputs: int = 10
+  conv_features: tuple = (64, 128)
+  dense_features: int = 256
   weight_init: str = "glorot_uniform"
-
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    del train
-    h = nn.relu(_conv(x, 64, 3, name="conv1", init=self.weight_init))
-    self.sow("intermediates", "conv1_act", h)
-    h = nn.relu(_conv(h, 128, 3, name="conv2", init=self.weight_init))
-    self.sow("intermediates", "conv2_act", h)
-    h = nn.relu(_dense(_flatten(_max_pool(h)), 256, name="dense1", init=self.weight_init))
-    self.sow("intermediates", "dense1_act", h)
-    return _dense(h, self.num_outputs, name="output", init=self.weight_init)
 
 
 class LeNet5(nn.Module):
