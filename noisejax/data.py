@@ -133,6 +133,17 @@ def load(name, split="train", *, data_dir=None, classes=None, limit=None,
                  num_classes=num_classes, name=name)
 
 
+def load_splits(cfg) -> tuple["Dataset", "Dataset"]:
+  """(train, test) of a data config (noisejax.config.data): name, classes, limit (train
+  only), data_dir, and optionally test_limit."""
+  classes = tuple(cfg.classes) if cfg.get("classes") else None
+  train = load(cfg.name, "train", data_dir=cfg.get("data_dir"), classes=classes,
+               limit=cfg.get("limit"))
+  test = load(cfg.name, "test", data_dir=cfg.get("data_dir"), classes=classes,
+              limit=cfg.get("test_limit"))
+  return train, test
+
+
 def normalize(images_NxHxWxC, name):
   """Standardizes uint8 images: x = (pixel/255 − mean_c)/std_c per channel c.
 

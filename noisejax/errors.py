@@ -34,3 +34,7 @@ def check_range(field, value, low, high, *, low_open=False, high_open=True):
     hi = ")" if high_open else "]"
     raise ConfigError(field, value, reason=f"must lie in {lo}{low}, {high}{hi}")
   return value
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN or Inf loss; the last good checkpoint is kept."""

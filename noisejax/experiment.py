@@ -1,113 +1,184 @@
-"""The experiment runner: command line, workdir, metrics, figures and claims.
+"""The experiment runner: command line, workdir, parts, records, figures and claims.
 
-Every experiment module is thin:
+Every experiment module has one shape:
 
-  def get_config(preset) -> ml_collections.ConfigDict
-  def run(config, run: Run) -> list[Claim]
+  def get_config(preset) -> ml_collections.ConfigDict     # presets quick, paper, tiny
+  PARTS = {"<part>": experiment.Part(compute, plot, claims), ...}
   if __name__ == "__main__":
-    experiment.main("<name>", get_config, run)
+    experiment.main("<name>", get_config, PARTS)
 
 and is started as
 
-  python -m experiments.<name> [--preset quick|paper] [--workdir DIR] [--config.<field>=<value> ...]
+  python -m experiments.<name> [--preset quick|paper|tiny] [--workdir DIR]
+                               [--config.<field>=<value> ...] [--replot]
 
-A run owns its workdir: `config.json`, `metrics.jsonl` (one JSON object per logged
-step), `noise.npz`, `checkpoints/`, its figures as PNG and `claims.json`.
+The runner runs the parts named in `config.parts` (all parts if the config has none), in
+order. A part is three functions:
+
+  compute(config, run) -> record     trains / simulates; `run.key` is the part's key
+                                     `part_key(config.seed, part)`, the one key rule
+  plot(record, config) -> {filename: figure}
+  claims(record, config) -> [Claim]  a pure function of the record
+
+The record (a dict of numbers, lists and arrays) is saved to `records/<part>.json` (+
+`.npz` for arrays) and read back before plotting, so a fresh run and `--replot` see the
+same record. A part whose record exists is not computed again: rerunning a finished
+command, or `--replot`, regenerates figures and claims from the records alone. Claim ids
+are `<part>/<name>`.
+
+A run owns its workdir: `config.json`, `metrics.jsonl` (one JSON object per logged step),
+`noise.npz`, `checkpoints/`, `records/`, `timings.json` (seconds per part), its figures as
+PNG and `claims.json`. A workdir holding another run's results is never overwritten.
 """
 
 import ast
 import dataclasses
 import json
-import math
 import os
 import pathlib
 import shutil
 import sys
 import time
-from typing import Any, Callable, Iterable
+import zlib
+from typing import Callable, Iterable, Optional
 
+import jax
 import ml_collections
 import numpy as np
 
-from noisejax.errors import ConfigError, check_choice
+from noisejax import config as config_lib
+from noisejax.claims import Claim, to_jsonable
+from noisejax.errors import ConfigError, NonFiniteLossError, check_choice
 
-PRESETS = ("quick", "paper")
-PAPERS = {
-    "clean-priority": "Liu, Abedsoltan & Belkin, On Emergence of Clean-Priority Learning in Early Stopped Neural Networks",
-    "misclassification": "Cornacchia, Hazła, Nachum & Yehudayoff, Regularization by Misclassification in ReLU Neural Networks",
-    "early-stopping": "Li, Soltanolkotabi & Oymak, Gradient Descent with Early Stopping is Provably Robust to Label Noise",
-    "feature-learning": "On the Role of Label Noise in the Feature Learning Process (ICML 2025)",
-    "sln": "Chen et al., Noise against Noise: Stochastic Label Noise Helps Combat Inherent Label Noise",
-}
-_OUTPUTS = ("config.json", "metrics.jsonl", "claims.json", "noise.npz", "checkpoints")
+PRESETS = config_lib.PRESETS
 
 
-class NonFiniteLossError(RuntimeError):
-  """Training produced a NaN or Inf loss; the last good checkpoint is kept."""
+def part_key(seed: int, part: str):
+  """The PRNG key of one part of an experiment: fold_in(key(seed), crc32(part))."""
+  return jax.random.fold_in(jax.random.key(seed), zlib.crc32(part.encode()))
 
 
 @dataclasses.dataclass(frozen=True)
-class Claim:
-  """One claim of a paper, checked on one run.
-
-  `passed` is computed by the experiment from `measured`; nothing is ever hard-coded.
-  """
-  id: str
-  paper: str
-  statement: str
-  expected: str
-  measured: Any
-  passed: bool
-
-  def __post_init__(self):
-    check_choice("claim.paper", self.paper, tuple(PAPERS))
-    object.__setattr__(self, "passed", bool(self.passed))
-    object.__setattr__(self, "measured", to_jsonable(self.measured))
+class Part:
+  """One part of an experiment: compute a record, plot it, judge the claims on it."""
+  compute: Callable
+  plot: Optional[Callable]
+  claims: Callable
 
 
-def to_jsonable(value):
-  """Numpy / jax scalars and arrays to plain JSON values (NaN/Inf become strings)."""
+# ----------------------------------------------------------------------------
+# Records: JSON for the structure, one npz for the arrays.
+
+
+def _split_arrays(value, arrays: dict):
   if isinstance(value, dict):
-    return {str(k): to_jsonable(v) for k, v in value.items()}
+    return {str(k): _split_arrays(v, arrays) for k, v in value.items()}
   if isinstance(value, (list, tuple)):
-    return [to_jsonable(v) for v in value]
-  if isinstance(value, (str, bool)) or value is None:
-    return value
-  if hasattr(value, "shape") and getattr(value, "shape", ()) != ():
-    return to_jsonable(np.asarray(value).tolist())
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    return int(value)
-  if isinstance(value, np.bool_):
+    return [_split_arrays(v, arrays) for v in value]
+  if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) > 0:
+    name = f"a{len(arrays)}"
+    arrays[name] = np.asarray(value)
+    return {"__array__": name}
+  if isinstance(value, (np.bool_, bool)):
     return bool(value)
-  try:
-    number = float(value)
-  except (TypeError, ValueError):
-    return str(value)
-  return number if math.isfinite(number) else str(number)
+  if isinstance(value, (np.integer,)):
+    return int(value)
+  if isinstance(value, (np.floating, jax.Array)):
+    return float(value)
+  return value
+
+
+def _join_arrays(value, arrays):
+  if isinstance(value, dict):
+    if set(value) == {"__array__"}:
+      return arrays[value["__array__"]]
+    return {k: _join_arrays(v, arrays) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_join_arrays(v, arrays) for v in value]
+  return value
+
+
+def save_record(stem, record: dict):
+  """Writes `stem.json` and, if the record holds arrays, `stem.npz`."""
+  stem = pathlib.Path(stem)
+  stem.parent.mkdir(parents=True, exist_ok=True)
+  arrays = {}
+  structure = _split_arrays(record, arrays)
+  if arrays:
+    np.savez(stem.with_suffix(".npz"), **arrays)
+  stem.with_suffix(".json").write_text(json.dumps(structure, indent=1))
+
+
+def load_record(stem) -> dict:
+  stem = pathlib.Path(stem)
+  arrays = {}
+  if stem.with_suffix(".npz").exists():
+    with np.load(stem.with_suffix(".npz")) as f:
+      arrays = {k: f[k] for k in f.files}
+  return _join_arrays(json.loads(stem.with_suffix(".json").read_text()), arrays)
+
+
+# ----------------------------------------------------------------------------
+# The workdir of a run.
 
 
 class Run:
-  """The workdir of one run and the files it writes."""
+  """The workdir of one run (or of one training inside it) and the files it writes."""
 
-  def __init__(self, name: str, config: ml_collections.ConfigDict, workdir):
+  def __init__(self, name: str, config, workdir, *, part: Optional[str] = None):
     self.name = name
     self.config = config
     self.workdir = pathlib.Path(workdir).resolve()
+    self.part = part
     self.checkpoint_dir = self.workdir / "checkpoints"
     self.metrics_path = self.workdir / "metrics.jsonl"
 
-  def child(self, subdir: str, config=None) -> "Run":
-    """A run in `workdir/subdir` with its own metrics.jsonl and checkpoints (one of several
-    trainings inside one experiment)."""
-    run = Run(self.name, self.config if config is None else config, self.workdir / subdir)
+  @property
+  def key(self):
+    """The part's PRNG key (`part_key`)."""
+    if self.part is None:
+      raise ValueError("run.key exists inside a part only")
+    return part_key(self.config.seed, self.part)
+
+  def child(self, subdir: str) -> "Run":
+    """A run in `workdir/subdir` with its own metrics.jsonl and checkpoints (one of
+    several trainings inside one experiment)."""
+    run = Run(self.name, self.config, self.workdir / subdir, part=self.part)
     run.workdir.mkdir(parents=True, exist_ok=True)
     return run
 
+  def record(self, part: str) -> Optional[dict]:
+    """The saved record of another part of this run, or None if it has none."""
+    stem = self._root() / "records" / part
+    return load_record(stem) if stem.with_suffix(".json").exists() else None
+
+  def _root(self) -> pathlib.Path:
+    root = self.workdir
+    while not (root / "config.json").exists() and root.parent != root:
+      root = root.parent
+    return root
+
   def log(self, step: int, **scalars):
     """Appends one JSON line `{"step": step, **scalars}` to metrics.jsonl."""
-    record = {"step": int(step), **{k: to_jsonable(v) for k, v in scalars.items()}}
+    self._append({"step": int(step), **scalars})
+
+  def _append(self, record: dict):
     with open(self.metrics_path, "a") as f:
-      f.write(json.dumps(record) + "\n")
+      f.write(json.dumps(to_jsonable(record)) + "\n")
+
+  def log_fn(self) -> Callable[[dict], None]:
+    """A `log_fn` for train.fit. Its first record drops the records at or after its step
+    (left behind by an interrupted run that resumes from an earlier checkpoint)."""
+    first = [True]
+
+    def log(record):
+      if first[0]:
+        kept = [r for r in self.read_metrics() if r["step"] < record["step"]]
+        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        first[0] = False
+      self._append(record)
+
+    return log
 
   def read_metrics(self) -> list[dict]:
     if not self.metrics_path.exists():
@@ -115,78 +186,29 @@ class Run:
     with open(self.metrics_path) as f:
       return [json.loads(line) for line in f if line.strip()]
 
-  def truncate_metrics(self, last_step: int):
-    """Drops the records logged after `last_step` (used when resuming)."""
-    kept = [r for r in self.read_metrics() if r["step"] <= last_step]
-    with open(self.metrics_path, "w") as f:
-      for r in kept:
-        f.write(json.dumps(r) + "\n")
-    return kept
-
-  def savefig(self, fig, filename: str):
-    import matplotlib.pyplot as plt
-    path = self.workdir / filename
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-  def save_noise(self, noisy_labels, name: str = "noise"):
-    path = self.workdir / f"{name}.npz"
-    noisy_labels.save(path)
-    return path
-
-  def save_json(self, name: str, obj):
-    path = self.workdir / (name if name.endswith(".json") else f"{name}.json")
-    with open(path, "w") as f:
-      json.dump(to_jsonable(obj), f, indent=1)
-    return path
-
   def progress(self, iterable: Iterable, total=None, desc=None):
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
     return tqdm(iterable, total=total, desc=desc or self.name, mininterval=2.0,
                 disable=os.environ.get("NOISEJAX_QUIET") == "1", leave=False)
 
+  def save_noise(self, noisy_labels, name: str = "noise"):
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    return noisy_labels.save(self.workdir / f"{name}.npz")
 
-# ----------------------------------------------------------------------------
-# Config validation of the fields every experiment shares.
+  def save_json(self, name: str, obj):
+    path = self.workdir / (name if name.endswith(".json") else f"{name}.json")
+    path.write_text(json.dumps(to_jsonable(obj), indent=1))
+    return path
 
-
-def _get(config, path):
-  node = config
-  for part in path.split("."):
-    if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
-      return None
-    node = node[part]
-  return node
-
-
-def validate(config: ml_collections.ConfigDict):
-  """Checks the shared fields wherever they appear; raises ConfigError."""
-  from noisejax import data, losses, models, noise, train  # pylint: disable=g-import-not-at-top
-
-  named = {
-      "data.name": data.DATASETS,
-      "model.name": models.MODELS,
-      "loss.name": losses.LOSSES,
-      "noise.kind": noise.NOISE_TYPES,
-      "optim.name": train.OPTIMIZERS,
-      "optim.schedule": train.SCHEDULES,
-  }
-  for field, choices in named.items():
-    value = _get(config, field)
-    if value is not None:
-      check_choice(field, value, choices)
-  rate = _get(config, "noise.rate")
-  if rate is not None and not 0 <= rate < 1:
-    raise ConfigError("noise.rate", rate, reason="must lie in [0, 1)")
-  for field in ("optim.lr",):
-    value = _get(config, field)
-    if value is not None and not value > 0:
-      raise ConfigError(field, value, reason="must be > 0")
-  for field in ("optim.batch_size", "optim.epochs"):
-    value = _get(config, field)
-    if value is not None and value < 0:
-      raise ConfigError(field, value, reason="must be >= 0 (0 batch size means full batch)")
+  def train_classifier(self, config, splits, *, key, subdir: Optional[str] = None, **kwargs):
+    """train.train_classifier logging to this run's (or `subdir`'s) metrics.jsonl, with
+    its checkpoints and a progress bar."""
+    from noisejax import train  # pylint: disable=g-import-not-at-top
+    run = self.child(subdir) if subdir else self
+    desc = f"{self.name}/{subdir}" if subdir else self.name
+    return train.train_classifier(
+        config, splits, key=key, log_fn=run.log_fn(), checkpoint_dir=run.checkpoint_dir,
+        progress=lambda it, total: run.progress(it, total, desc), **kwargs)
 
 
 # ----------------------------------------------------------------------------
@@ -197,7 +219,7 @@ def _config_json(config) -> str:
   return json.dumps(to_jsonable(config.to_dict()), indent=1, sort_keys=True)
 
 
-def prepare_workdir(name: str, config, workdir) -> Run:
+def prepare_workdir(name: str, config, workdir, *, must_exist: bool = False) -> Run:
   """Creates the workdir, or reuses it when it holds this very config (resume).
 
   A workdir holding another run's results is never overwritten.
@@ -205,8 +227,8 @@ def prepare_workdir(name: str, config, workdir) -> Run:
   run = Run(name, config, workdir)
   path = run.workdir
   wanted = _config_json(config)
+  config_path = path / "config.json"
   if path.exists() and any(path.iterdir()):
-    config_path = path / "config.json"
     if not config_path.exists():
       raise ConfigError("workdir", str(path), reason="exists and holds files of no noisejax run; "
                         "choose an empty or new --workdir")
@@ -216,10 +238,12 @@ def prepare_workdir(name: str, config, workdir) -> Run:
       diff = _config_diff(existing, json.loads(wanted))
       raise ConfigError("workdir", str(path), reason=f"holds the results of another run "
                         f"({meta}; differs in {diff}); choose a new --workdir or delete it")
+  elif must_exist:
+    raise ConfigError("replot", str(path), reason="no finished run in this workdir")
   path.mkdir(parents=True, exist_ok=True)
   content = json.loads(wanted)
   content["_experiment"] = name
-  (path / "config.json").write_text(json.dumps(content, indent=1, sort_keys=True))
+  config_path.write_text(json.dumps(content, indent=1, sort_keys=True))
   return run
 
 
@@ -238,36 +262,49 @@ def _config_diff(a: dict, b: dict, prefix="") -> str:
   return ", ".join(diffs[:4]) if diffs else "nothing"
 
 
-def run_parts(config, run: Run, parts: dict) -> list[Claim]:
-  """Runs `parts[name](config, run)` for every name in `config.parts`, in order.
+# ----------------------------------------------------------------------------
+# Running the parts.
 
-  Checks every name first, records each part's wall time in timings.json and
-  returns all claims.
-  """
-  for name in config.parts:
+
+def selected_parts(config, parts: dict) -> list[str]:
+  names = list(config.get("parts") or parts)
+  for name in names:
     check_choice("parts", name, tuple(parts))
-  claims, times = [], {}
-  for name in config.parts:
-    start = time.time()
-    claims += parts[name](config, run)
-    times[name] = round(time.time() - start, 1)
-  run.save_json("timings", times)
-  return claims
+  return names
 
 
-def write_claims(run: Run, claims: list[Claim]):
+def execute(name: str, config, workdir, parts: dict, *, replot: bool = False,
+            validate: Optional[Callable] = None) -> list[Claim]:
+  """Validates `config`, runs (or, with `replot`, only re-plots) its parts in `workdir`,
+  writes the figures, timings.json and claims.json; returns the claims."""
+  config_lib.validate(config)
+  names = selected_parts(config, parts)
+  if validate is not None:
+    validate(config)
+  run = prepare_workdir(name, config, workdir, must_exist=replot)
+  from noisejax import plots  # pylint: disable=g-import-not-at-top
+  timings_path = run.workdir / "timings.json"
+  timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+  claims = []
+  for part in names:
+    stem = run.workdir / "records" / part
+    if not stem.with_suffix(".json").exists():
+      if replot:
+        raise ConfigError("replot", part, reason="this part has no saved record; run it first")
+      start = time.time()
+      save_record(stem, parts[part].compute(config, Run(name, config, run.workdir, part=part)))
+      timings[part] = round(time.time() - start, 1)
+      timings_path.write_text(json.dumps(timings, indent=1))
+    record = load_record(stem)
+    if parts[part].plot is not None:
+      for filename, fig in parts[part].plot(record, config).items():
+        plots.save(fig, run.workdir / filename)
+    for c in parts[part].claims(record, config):
+      if not isinstance(c, Claim):
+        raise TypeError(f"{name}/{part}: claims() must return Claim objects, got "
+                        f"{type(c).__name__}")
+      claims.append(dataclasses.replace(c, id=f"{part}/{c.id}"))
   run.save_json("claims.json", [dataclasses.asdict(c) for c in claims])
-
-
-def execute(name: str, config, workdir, run_fn: Callable) -> list[Claim]:
-  """Validates `config`, runs `run_fn(config, run)` in `workdir`, writes claims.json."""
-  validate(config)
-  run = prepare_workdir(name, config, workdir)
-  claims = list(run_fn(config, run))
-  for claim in claims:
-    if not isinstance(claim, Claim):
-      raise TypeError(f"{name}: run() must return Claim objects, got {type(claim).__name__}")
-  write_claims(run, claims)
   return claims
 
 
@@ -293,7 +330,7 @@ def parse_value(field: str, text: str, current):
     return value
   if isinstance(current, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
     return float(value)
-  if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list, int, float)):
+  if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list, int, float, str)):
     value = value if isinstance(value, (tuple, list)) else (value,)
     return type(current)(value)
   raise ConfigError(field, text, reason=f"expects a {type(current).__name__}")
@@ -315,29 +352,41 @@ def apply_override(config, field: str, text: str):
       node = node[part]
 
 
-def parse_args(argv: list[str]):
-  """Returns (preset, workdir, [(field, text), ...]) from the command line."""
-  preset, workdir, overrides = "quick", None, []
+_FLAGS = ("--preset", "--workdir", "--config.<field>=<value>", "--replot")
+
+
+def parse_args(argv: list[str]) -> Optional[dict]:
+  """{"preset", "workdir", "overrides": [(field, text)], "replot"}; None for --help."""
+  out = {"preset": "quick", "workdir": None, "overrides": [], "replot": False}
   args = list(argv)
   while args:
     arg = args.pop(0)
     if arg in ("-h", "--help"):
-      return None, None, None
+      return None
     key, eq, value = arg.partition("=")
+    if key == "--replot" and not eq:
+      out["replot"] = True
+      continue
     if key in ("--preset", "--workdir") and not eq:
       if not args:
         raise ConfigError(key[2:], None, reason="needs a value")
       value = args.pop(0)
     if key == "--preset":
-      preset = check_choice("preset", value, PRESETS)
+      out["preset"] = check_choice("preset", value, PRESETS)
     elif key == "--workdir":
-      workdir = value
+      out["workdir"] = value
     elif key.startswith("--config.") and eq:
-      overrides.append((key[len("--config."):], value))
+      out["overrides"].append((key[len("--config."):], value))
     else:
-      raise ConfigError("argv", arg, ("--preset", "--workdir", "--config.<field>=<value>"),
-                        reason="unknown argument")
-  return preset, workdir, overrides
+      raise ConfigError("argv", arg, _FLAGS, reason="unknown argument")
+  return out
+
+
+def build_config(get_config: Callable, preset: str, overrides) -> ml_collections.ConfigDict:
+  config = get_config(preset)
+  for field, text in overrides:
+    apply_override(config, field, text)
+  return config
 
 
 def print_claims(name: str, claims: list[Claim], stream=sys.stdout):
@@ -348,28 +397,22 @@ def print_claims(name: str, claims: list[Claim], stream=sys.stdout):
     print(f"  [{mark}] {c.id}: measured {c.measured} (expected {c.expected})", file=stream)
 
 
-def main(name: str, get_config: Callable, run_fn: Callable, argv=None):
+def main(name: str, get_config: Callable, parts: dict, argv=None, *,
+         validate: Optional[Callable] = None):
   """The command line of every experiment module."""
+  from noisejax.data import DataUnavailableError  # pylint: disable=g-import-not-at-top
   argv = sys.argv[1:] if argv is None else argv
   try:
-    preset, workdir, overrides = parse_args(argv)
-    if preset is None:
+    args = parse_args(argv)
+    if args is None:
       print(f"usage: python -m experiments.{name} [--preset {'|'.join(PRESETS)}] "
-            "[--workdir DIR] [--config.<field>=<value> ...]\n\n"
-            + (sys.modules[run_fn.__module__].__doc__ or ""))
+            "[--workdir DIR] [--config.<field>=<value> ...] [--replot]\n\n"
+            f"parts: {', '.join(parts)}\n\n" + (sys.modules[get_config.__module__].__doc__ or ""))
       return 0
-    config = get_config(preset)
-    for field, text in overrides:
-      apply_override(config, field, text)
-    workdir = workdir or os.path.join("runs", name, preset)
-    claims = execute(name, config, workdir, run_fn)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  except ValueError as e:
-    from noisejax.data import DataUnavailableError  # pylint: disable=g-import-not-at-top
-    if not isinstance(e, DataUnavailableError):
-      raise
+    config = build_config(get_config, args["preset"], args["overrides"])
+    workdir = args["workdir"] or os.path.join("runs", name, args["preset"])
+    claims = execute(name, config, workdir, parts, replot=args["replot"], validate=validate)
+  except (ConfigError, DataUnavailableError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   except NonFiniteLossError as e:

@@ -46,7 +46,13 @@ def _log_prob_of_label(logits_BxC, labels_B):
 
 
 def cross_entropy(logits_BxC, labels_B):
-  """Hard-label cross-entropy ℓ = −log p_y, p = softmax(z) (clean-priority §2, SLN "CE")."""
+  """Cross-entropy ℓ = −log p_y, p = softmax(z) (clean-priority §2, SLN "CE").
+
+  Soft targets (B×C floats instead of B integer labels) give −Σ_c t_c log p_c
+  (`softmax_cross_entropy`): the per-step targets of SLN and label correction.
+  """
+  if jnp.issubdtype(labels_B.dtype, jnp.floating) and labels_B.ndim == logits_BxC.ndim:
+    return softmax_cross_entropy(logits_BxC, labels_B)
   return -_log_prob_of_label(logits_BxC, labels_B)
 
 
@@ -143,11 +149,11 @@ _HPARAMS = {
     "phuber": {"tau": 2.0},
     "label_smoothing": {"alpha": 0.1},
 }
-_BINARY = ("logistic", "hinge")
+BINARY = ("logistic", "hinge")  # one output per sample (B×1)
 
 
 def _validate(name, num_classes, hparams):
-  if name in _BINARY and num_classes != 2:
+  if name in BINARY and num_classes != 2:
     raise ConfigError("loss.name", name,
                       reason=f"a binary loss (outputs B×1) needs num_classes=2, got {num_classes}")
   if "beta" in hparams and not hparams["beta"] >= 0:

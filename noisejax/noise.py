@@ -81,6 +81,8 @@ class NoisyLabels:
   is_noisy: bool (N,), `labels != clean_labels`; for open-set noise it marks the samples
     whose INPUT was replaced (their labels are unchanged).
   rate: realized noise rate, `is_noisy.mean()`.
+
+  Several draws (one per seed) stack to arrays S×N with a rate per draw (`stack`).
   """
 
   labels: np.ndarray
@@ -92,14 +94,15 @@ class NoisyLabels:
     labels = np.asarray(self.labels, dtype=np.int32)
     clean = np.asarray(self.clean_labels, dtype=np.int32)
     is_noisy = np.asarray(self.is_noisy, dtype=bool)
-    if not labels.shape == clean.shape == is_noisy.shape or labels.ndim != 1:
+    if not labels.shape == clean.shape == is_noisy.shape or labels.ndim not in (1, 2):
       raise ValueError(
-          "NoisyLabels needs 1-D arrays of one shape; got labels "
-          f"{labels.shape}, clean_labels {clean.shape}, is_noisy {is_noisy.shape}")
+          "NoisyLabels needs 1-D (or, for stacked draws, 2-D) arrays of one shape; got "
+          f"labels {labels.shape}, clean_labels {clean.shape}, is_noisy {is_noisy.shape}")
     object.__setattr__(self, "labels", labels)
     object.__setattr__(self, "clean_labels", clean)
     object.__setattr__(self, "is_noisy", is_noisy)
-    object.__setattr__(self, "rate", float(self.rate))
+    rate = float(self.rate) if labels.ndim == 1 else np.asarray(self.rate, np.float64)
+    object.__setattr__(self, "rate", rate)
 
   @property
   def noisy_indices(self):
@@ -123,7 +126,7 @@ class NoisyLabels:
     elif not path.endswith(".npz"):
       path += ".npz"
     np.savez(path, labels=self.labels, clean_labels=self.clean_labels,
-             is_noisy=self.is_noisy, rate=np.float64(self.rate))
+             is_noisy=self.is_noisy, rate=np.asarray(self.rate, np.float64))
     return path
 
   @classmethod
@@ -133,7 +136,15 @@ class NoisyLabels:
     if os.path.isdir(path):
       path = os.path.join(path, "noise.npz")
     with np.load(path) as f:
-      return cls(f["labels"], f["clean_labels"], f["is_noisy"], float(f["rate"]))
+      return cls(f["labels"], f["clean_labels"], f["is_noisy"], f["rate"])
+
+
+def stack(draws) -> NoisyLabels:
+  """Several draws of noisy labels for the same samples (one per seed) as S×N arrays."""
+  draws = list(draws)
+  return NoisyLabels(np.stack([d.labels for d in draws]),
+                     np.stack([d.clean_labels for d in draws]),
+                     np.stack([d.is_noisy for d in draws]), [d.rate for d in draws])
 
 
 def _result(clean, given, is_noisy=None):

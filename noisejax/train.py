@@ -1,179 +1,414 @@
-"""Training on (noisy) labelled data: state, optimizer, the jitted step, evaluation, fit.
+"""Training a classifier on (noisy) labels: optimizer, state, the step, evaluation, the loop.
 
-The train step is one pure function `(state, x, labels, key) -> (state, metrics)`,
-jitted once per `fit` with the loss bound statically. Evaluation splits every metric
-by subset: clean samples, noisy samples (against the given and the true labels) and
-the clean test set. `fit` logs to metrics.jsonl, checkpoints with orbax, resumes
-exactly from the latest checkpoint and stops loudly on a non-finite loss.
+`train_classifier(config, splits, key=...)` is the one entry point. It builds the model,
+loss, optimizer and training method named in `config` (a training config of
+`noisejax.config`: `model`, `loss`, `optim`, optionally `method`), trains and evaluates,
+and returns the final state with its history. Given R keys instead of one it trains R
+independent runs in one compiled program (vmapped): each run has its own
+initialization, data order and step keys, and, where `splits` carry a leading run axis,
+its own labels (its own label-noise draw) or inputs. Nothing here knows about workdirs:
+logging, checkpoints and progress bars come in as `log_fn`, `checkpoint_dir` and
+`progress`, so a Colab cell trains with none of them.
+
+The loop (`fit`) keeps the training data on the device. The steps between two
+evaluations run as one `lax.scan`: batch indices come from per-epoch permutations
+`permutation(fold_in(k_shuffle, epoch), n)` and step keys from `fold_in(k_step, step)`,
+both on the device, so the data order and the noise of a step depend only on the key and
+the step number: a run resumed from a checkpoint continues exactly as an uninterrupted
+one. The label-noise rate, the seed, the learning rate and the method's hyperparameters
+are data, not compile-time constants, so one compiled program serves every run of the
+same shapes. NaN/Inf losses stop the run between two scans, keeping the last good
+checkpoint; evaluation and the optional `eval_fn` also run between scans.
 """
 
 import dataclasses
 import functools
-from typing import Any, Callable, Optional
+import math
+import os
+from typing import Any, Callable, Optional, Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
-from flax.training import train_state
 
-from noisejax.errors import ConfigError
-from noisejax.experiment import NonFiniteLossError, Run
-
+from noisejax import data as data_lib
+from noisejax import losses, methods, models
+from noisejax.errors import ConfigError, NonFiniteLossError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adadelta")
 SCHEDULES = ("constant", "cosine", "step")
+EVAL_CHUNK = 1000  # samples per forward pass in evaluation
 
 
-class TrainState(train_state.TrainState):
-  """Flax TrainState plus BatchNorm statistics (None for models without BN)."""
-  batch_stats: Any = None
+def steps_per_epoch(num_train: int, batch_size: int) -> int:
+  """Optimizer steps per epoch; batch_size 0 means full batch. The last partial batch of
+  an epoch is dropped (every step has the same shape)."""
+  batch_size = batch_size or num_train
+  if batch_size > num_train:
+    raise ConfigError("optim.batch_size", batch_size,
+                      reason=f"exceeds the {num_train} training samples")
+  return num_train // batch_size
 
 
-def model_variables(params, batch_stats=None) -> dict:
-  return {"params": params} if batch_stats is None else {"params": params, "batch_stats": batch_stats}
+# ----------------------------------------------------------------------------
+# Optimizer: the learning rate is a leaf of the optimizer state (data, not a constant).
 
 
-def create_state(model, key, x_example, tx) -> TrainState:
-  """Initializes `model` on `x_example` (any batch size) and wraps it with `tx`."""
-  variables = model.init(key, jnp.asarray(x_example), train=False)
-  state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                            batch_stats=variables.get("batch_stats"))
-  return state.replace(step=jnp.zeros((), jnp.int32))  # an array from the start: no retrace
-
-
-def make_optimizer(optim, steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD / momentum / Adam / Adadelta with coupled weight decay and a learning-rate schedule.
-
-  Weight decay is added to the gradient (wd·w), as in PyTorch's SGD.
-  """
-  lr = optim.lr
-  schedule_name = optim.get("schedule", "constant")
-  if schedule_name == "constant":
-    schedule = lr
-  elif schedule_name == "cosine":
-    schedule = optax.cosine_decay_schedule(lr, max(1, optim.epochs * steps_per_epoch))
-  elif schedule_name == "step":
-    schedule = optax.exponential_decay(
-        lr, transition_steps=max(1, optim.get("decay_every", 1) * steps_per_epoch),
-        decay_rate=optim.get("decay_factor", 0.5), staircase=True)
-  else:
-    raise ConfigError("optim.schedule", schedule_name, SCHEDULES)
+def _direction(optim) -> optax.GradientTransformation:
+  """The update direction of optimizer `optim.name`, before the learning rate."""
   name = optim.get("name", "sgd")
   if name == "sgd":
-    opt = optax.sgd(schedule)
-  elif name == "momentum":
-    opt = optax.sgd(schedule, momentum=optim.get("momentum", 0.9),
-                    nesterov=optim.get("nesterov", False))
-  elif name == "adam":
-    opt = optax.adam(schedule)
-  elif name == "adadelta":  # Keras defaults, as used by the early-stopping paper's Fig. 1
-    opt = optax.adadelta(schedule, rho=optim.get("rho", 0.95), eps=optim.get("eps", 1e-7))
-  else:
-    raise ConfigError("optim.name", name, OPTIMIZERS)
-  weight_decay = optim.get("weight_decay", 0.0)
-  return optax.chain(optax.add_decayed_weights(weight_decay), opt) if weight_decay else opt
+    return optax.identity()
+  if name == "momentum":
+    return optax.trace(decay=optim.get("momentum", 0.9), nesterov=optim.get("nesterov", False))
+  if name == "adam":
+    return optax.scale_by_adam()
+  if name == "adadelta":  # Keras defaults, as used by the early-stopping paper's Fig. 1
+    return optax.scale_by_adadelta(rho=optim.get("rho", 0.95), eps=optim.get("eps", 1e-7))
+  raise ConfigError("optim.name", name, OPTIMIZERS)
 
 
-def _train_step(state: TrainState, x, labels, key, *, loss_fn, target_fn, augment_fn):
-  """One optimizer step on the mean per-sample loss; metrics stay on device."""
-  key_target, key_augment = jax.random.split(key)
-  if target_fn is not None:
-    labels = target_fn(key_target, labels)
-  if augment_fn is not None:
-    x = augment_fn(key_augment, x)
-
-  def objective(params):
-    variables = model_variables(params, state.batch_stats)
-    if state.batch_stats is None:
-      outputs = state.apply_fn(variables, x, train=True)
-      new_stats = None
-    else:
-      outputs, updates = state.apply_fn(variables, x, train=True, mutable=["batch_stats"])
-      new_stats = updates["batch_stats"]
-    return loss_fn(outputs, labels).mean(), new_stats
-
-  (loss, new_stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-  state = state.apply_gradients(grads=grads, batch_stats=new_stats)
-  return state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+def _relative_schedule(optim, steps_per_epoch_: int):
+  """The learning-rate schedule divided by its initial value (None: constant)."""
+  name = optim.get("schedule", "constant")
+  if name == "constant":
+    return None
+  if name == "cosine":
+    return optax.cosine_decay_schedule(1.0, max(1, optim.epochs * steps_per_epoch_))
+  if name == "step":
+    return optax.exponential_decay(
+        1.0, transition_steps=max(1, optim.get("decay_every", 1) * steps_per_epoch_),
+        decay_rate=optim.get("decay_factor", 0.5), staircase=True)
+  raise ConfigError("optim.schedule", name, SCHEDULES)
 
 
-def make_train_step(loss_fn: Callable, target_fn: Optional[Callable] = None,
-                    augment_fn: Optional[Callable] = None):
-  """The jitted train step `(state, x, labels, key) -> (state, metrics)`.
+def make_optimizer(optim, steps_per_epoch_: int) -> optax.GradientTransformation:
+  """SGD / momentum / Adam / Adadelta with coupled weight decay and a learning-rate schedule.
 
-  `target_fn(key, labels)` applies per-step label noise, `augment_fn(key, x)` data
-  augmentation (e.g. data.random_crop_flip), both inside the compiled step.
+  Weight decay is added to the gradient (wd·w), as in PyTorch's SGD. The update is
+  −lr·schedule(t)·direction; lr sits in the optimizer state (`set_learning_rate`).
   """
-  step = functools.partial(_train_step, loss_fn=loss_fn, target_fn=target_fn,
-                           augment_fn=augment_fn)
-  return jax.jit(step, donate_argnums=(0,))
+  parts = []
+  if optim.get("weight_decay", 0.0):
+    parts.append(optax.add_decayed_weights(optim.weight_decay))
+  parts.append(_direction(optim))
+  schedule = _relative_schedule(optim, steps_per_epoch_)
+  if schedule is not None:
+    parts.append(optax.scale_by_schedule(schedule))
+  parts.append(optax.inject_hyperparams(optax.scale)(step_size=-float(optim.lr)))
+  return optax.chain(*parts)
 
 
-@functools.partial(jax.jit, static_argnames=("train",))
-def _apply(state, x, train=False):
-  return state.apply_fn(model_variables(state.params, state.batch_stats), x, train=train)
+def set_learning_rate(opt_state, lr):
+  """The optimizer state of `make_optimizer` with learning rate `lr` (a float or array)."""
+  *rest, scale = opt_state
+  hyper = dict(scale.hyperparams, step_size=-jnp.asarray(lr, jnp.float32))
+  return (*rest, scale._replace(hyperparams=hyper))
 
 
-def predict(state: TrainState, x, batch_size: int = 1000) -> np.ndarray:
-  """Model outputs (eval mode) for all of `x`, in chunks of one fixed shape."""
-  n = len(x)
-  batch_size = min(batch_size, n)
-  outputs = []
-  for start in range(0, n, batch_size):
-    chunk = x[start:start + batch_size]
-    pad = batch_size - len(chunk)
-    if pad:  # keep one compiled shape
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-    outputs.append(np.asarray(_apply(state, chunk))[:batch_size - pad])
-  return np.concatenate(outputs)
+# ----------------------------------------------------------------------------
+# What a compiled program depends on, and the state it carries.
+
+
+def _frozen(value):
+  if isinstance(value, (ml_collections.ConfigDict, dict)):
+    return tuple(sorted((k, _frozen(v)) for k, v in dict(value).items()))
+  if isinstance(value, (list, tuple)):
+    return tuple(_frozen(v) for v in value)
+  return value
 
 
 @dataclasses.dataclass(frozen=True)
-class Data:
-  """Training inputs with their (noisy) labels, and the clean test set."""
-  x_train: np.ndarray
-  noisy: Any  # noise.NoisyLabels: .labels (given), .clean_labels, .is_noisy
-  x_test: np.ndarray
-  y_test: np.ndarray
+class Spec:
+  """Everything the compiled step and evaluation depend on; hashable, compared by value.
+
+  The learning rate, the method's hyperparameters, the seed and the labels are not in
+  here: they are data, so equal specs share one compiled program.
+  """
+  model: Any                    # a Flax module (hashable by value)
+  num_classes: int
+  loss: tuple                   # (name, ((hyperparameter, value), ...))
+  optim: tuple                  # the optim config, frozen, without its learning rate
+  method: methods.Method
+  augment: str
+  num_train: int
+  batch_size: int
+  steps_per_epoch: int
+
+  def loss_fn(self) -> Callable:
+    name, hparams = self.loss
+    return losses.make_loss(name, self.num_classes, **dict(hparams))
+
+  def optimizer(self, lr: float = 1.0) -> optax.GradientTransformation:
+    return make_optimizer(ml_collections.ConfigDict(dict(self.optim, lr=lr)),
+                          self.steps_per_epoch)
+
+
+# The optim fields the compiled step depends on (the others only drive the loop).
+_STEP_FIELDS = ("name", "momentum", "nesterov", "rho", "eps", "weight_decay", "schedule",
+                "decay_every", "decay_factor")
+
+
+def num_outputs(model_config, loss_name: str, num_classes: int) -> int:
+  """One output for the binary losses (logistic, hinge), else C; `model.num_outputs`
+  overrides (e.g. a squared loss on ±1 targets)."""
+  explicit = model_config.get("num_outputs") if hasattr(model_config, "get") else None
+  if explicit:
+    return int(explicit)
+  return 1 if loss_name in losses.BINARY else num_classes
+
+
+def build_model(model_config, num_outputs_: int):
+  kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model_config.items()
+            if k not in ("name", "num_outputs")}
+  return models.get_model(model_config.name, num_outputs_, **kwargs)
+
+
+def make_spec(config, num_classes: int, num_train: int) -> Spec:
+  """The Spec of training config `config` (model, loss, optim, method) on this data."""
+  loss_cfg = config.loss
+  loss_hparams = tuple(sorted((k, v) for k, v in loss_cfg.items() if k != "name"))
+  losses.make_loss(loss_cfg.name, num_classes, **dict(loss_hparams))  # validates
+  model = build_model(config.model, num_outputs(config.model, loss_cfg.name, num_classes))
+  method_cfg = config.get("method") or ml_collections.ConfigDict({"name": "erm"})
+  method = methods.get_method(method_cfg.name)
+  method.hparams({k: v for k, v in method_cfg.items() if k != "name"})  # validates
+  optim = config.optim
+  batch = optim.batch_size or num_train
+  spe = steps_per_epoch(num_train, batch)
+  augment = optim.get("augment", "none")
+  if augment not in data_lib.AUGMENTATIONS:
+    raise ConfigError("optim.augment", augment, tuple(data_lib.AUGMENTATIONS))
+  _relative_schedule(optim, spe), _direction(optim)  # validates name and schedule
+  step_fields = _STEP_FIELDS + (("epochs",) if optim.get("schedule") == "cosine" else ())
+  frozen_optim = tuple((k, v) for k, v in _frozen(optim) if k in step_fields)
+  return Spec(model, num_classes, (loss_cfg.name, loss_hparams), frozen_optim, method,
+              augment, num_train, batch, spe)
+
+
+@flax.struct.dataclass
+class TrainState:
+  """One run's (or, with a leading run axis, R runs') training state.
+
+  params / batch_stats / opt_state have a leading network axis when the method trains
+  several networks together. `average` is the EMA model {"params", "batch_stats"}
+  (methods with average=True), `targets` the per-sample target table N×C
+  (label-correction methods), `hparams` the method's hyperparameters.
+  """
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  hparams: dict
+  average: Any = None
+  targets: Any = None
+
+
+def variables(params, batch_stats=None) -> dict:
+  return {"params": params} if batch_stats is None else {"params": params,
+                                                          "batch_stats": batch_stats}
+
+
+def init_state(spec: Spec, key, x_example, *, lr: float, hparams=None) -> TrainState:
+  """Initializes the model on `x_example` (any batch size) with its optimizer state."""
+  method = spec.method
+
+  def one_network(k):
+    v = spec.model.init(k, jnp.asarray(x_example), train=False)
+    tx = spec.optimizer(lr)
+    return v["params"], v.get("batch_stats"), tx.init(v["params"])
+
+  if method.networks == 1:
+    params, stats, opt_state = one_network(key)
+  else:
+    params, stats, opt_state = jax.vmap(one_network)(jax.random.split(key, method.networks))
+  average = (jax.tree.map(jnp.copy, {"params": params, "batch_stats": stats})
+             if method.average else None)  # a copy: the state's buffers are donated
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
+                    opt_state=opt_state, hparams=method.hparams(hparams), average=average)
+
+
+# ----------------------------------------------------------------------------
+# The step.
+
+
+def _forward(spec: Spec, params, batch_stats, x, *, train: bool):
+  if batch_stats is None:
+    return spec.model.apply({"params": params}, x, train=train), None
+  if not train:
+    return spec.model.apply(variables(params, batch_stats), x, train=False), batch_stats
+  outputs, updates = spec.model.apply(variables(params, batch_stats), x, train=True,
+                                      mutable=["batch_stats"])
+  return outputs, updates["batch_stats"]
+
+
+def train_step(spec: Spec, state: TrainState, x_B, labels_B, index_B, key):
+  """One optimizer step of `spec.method` on a batch; returns (state, loss)."""
+  method = spec.method
+  key_target, key_augment = jax.random.split(key)
+  if spec.augment != "none":
+    x_B = data_lib.AUGMENTATIONS[spec.augment](key_augment, x_B)
+  targets = labels_B if state.targets is None else state.targets[index_B]
+  if method.targets is not None:
+    targets = method.targets(key_target, targets, spec.num_classes, state.hparams)
+  loss_fn = spec.loss_fn()
+  epoch = state.step / spec.steps_per_epoch
+
+  def objective(params):
+    if method.networks == 1:
+      outputs, stats = _forward(spec, params, state.batch_stats, x_B, train=True)
+      losses_B = loss_fn(outputs, targets)
+      if method.weights is None:
+        return losses_B.mean(), stats
+      w_B = method.weights(jax.lax.stop_gradient(losses_B)[None], state.hparams, epoch)[0]
+      return jnp.sum(w_B * losses_B) / jnp.maximum(jnp.sum(w_B), 1e-12), stats
+    forward = lambda p, s: _forward(spec, p, s, x_B, train=True)
+    outputs, stats = jax.vmap(forward)(params, state.batch_stats)
+    losses_NxB = jax.vmap(loss_fn, in_axes=(0, None))(outputs, targets)
+    w_NxB = (jnp.ones_like(losses_NxB) if method.weights is None else
+             method.weights(jax.lax.stop_gradient(losses_NxB), state.hparams, epoch))
+    per_network = jnp.sum(w_NxB * losses_NxB, -1) / jnp.maximum(jnp.sum(w_NxB, -1), 1e-12)
+    return per_network.sum(), stats  # network r's gradient is that of its own term
+
+  (loss, stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+  if method.grad_noise is not None:
+    grads = method.grad_noise(jax.random.fold_in(key, 2), grads, state.hparams)
+  tx = spec.optimizer()
+  if method.networks == 1:
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  else:
+    updates, opt_state = jax.vmap(tx.update)(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  average = state.average
+  if average is not None:  # θ' ← αθ' + (1 − α)θ, parameters and BatchNorm statistics
+    alpha = state.hparams["ema_decay"]
+    average = jax.tree.map(lambda a, p: alpha * a + (1 - alpha) * p, average,
+                           {"params": params, "batch_stats": stats})
+  state = state.replace(step=state.step + 1, params=params, batch_stats=stats,
+                        opt_state=opt_state, average=average)
+  return state, loss
+
+
+def _batch_indices(perms_ExN, first_epoch, step, spec: Spec):
+  epoch, position = jnp.divmod(step, spec.steps_per_epoch)
+  return jax.lax.dynamic_slice(perms_ExN[epoch - first_epoch], (position * spec.batch_size,),
+                               (spec.batch_size,))
+
+
+def _run_steps(spec: Spec, state, data, keys, first_step, num_steps: int):
+  """`num_steps` steps of one run from `first_step`, as one lax.scan; (state, losses_T)."""
+  n = spec.num_train
+  first_epoch = first_step // spec.steps_per_epoch
+  num_epochs = num_steps // spec.steps_per_epoch + 2  # every epoch the steps touch
+  perms_ExN = jax.vmap(lambda e: jax.random.permutation(
+      jax.random.fold_in(keys["shuffle"], first_epoch + e), n))(jnp.arange(num_epochs))
+
+  def body(state, step):
+    idx_B = _batch_indices(perms_ExN, first_epoch, step, spec)
+    return train_step(spec, state, data["x"][idx_B], data["labels"][idx_B], idx_B,
+                      jax.random.fold_in(keys["step"], step))
+
+  return jax.lax.scan(body, state, first_step + jnp.arange(num_steps))
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "num_steps", "axes"), donate_argnums=(1,))
+def _train_steps(spec, state, data, keys, first_step, *, num_steps, axes):
+  """The compiled scan of `num_steps` steps; vmapped over runs when `axes` is given."""
+  run = functools.partial(_run_steps, spec, first_step=first_step, num_steps=num_steps)
+  if axes is None:
+    return run(state, data, keys)
+  return jax.vmap(run, in_axes=(0, dict(axes), 0))(state, data, keys)
+
+
+# ----------------------------------------------------------------------------
+# Evaluation.
 
 
 def classify(outputs_NxK):
   """Predicted class and class probabilities; one output means a sigmoid binary model."""
   outputs_NxK = jnp.asarray(outputs_NxK)
   if outputs_NxK.shape[-1] == 1:
-    p1 = jax.nn.sigmoid(outputs_NxK[:, 0])
-    return (outputs_NxK[:, 0] > 0).astype(jnp.int32), jnp.stack([1 - p1, p1], axis=-1)
+    p1 = jax.nn.sigmoid(outputs_NxK[..., 0])
+    return (outputs_NxK[..., 0] > 0).astype(jnp.int32), jnp.stack([1 - p1, p1], axis=-1)
   return jnp.argmax(outputs_NxK, -1), jax.nn.softmax(outputs_NxK, -1)
 
 
-def subset_metrics(outputs_NxK, labels_N, loss_fn) -> dict:
-  """loss, error and mean residual |f − y| = 1 − p_label on one subset."""
-  if len(labels_N) == 0:
-    return {"loss": float("nan"), "error": float("nan"), "residual": float("nan")}
+def _predict_chunks(spec: Spec, variables_, x_N):
+  """Eval-mode outputs for all of x_N, EVAL_CHUNK samples per forward pass (padded)."""
+  n = x_N.shape[0]
+  chunk = min(EVAL_CHUNK, n)
+  count = -(-n // chunk)
+  pad = count * chunk - n
+  x_padded = jnp.concatenate([x_N, jnp.repeat(x_N[-1:], pad, axis=0)]) if pad else x_N
+  x_chunks = x_padded.reshape(count, chunk, *x_N.shape[1:])
+  out = jax.lax.map(lambda xs: spec.model.apply(variables_, xs, train=False), x_chunks)
+  return out.reshape(count * chunk, -1)[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def predict(spec: Spec, variables_, x_N):
+  """Model outputs (eval mode) on x_N, one run; `variables_` = train.variables(...)."""
+  return _predict_chunks(spec, variables_, x_N)
+
+
+def _subset(outputs_NxK, labels_N, mask_N, loss_fn) -> dict:
+  """Mean loss, error and residual 1 − p_label over the samples in mask_N (NaN if none)."""
   predicted, probs = classify(outputs_NxK)
-  labels_N = jnp.asarray(labels_N)
   p_label = jnp.take_along_axis(probs, labels_N[:, None], axis=-1)[:, 0]
-  return {"loss": float(loss_fn(jnp.asarray(outputs_NxK), labels_N).mean()),
-          "error": float((predicted != labels_N).mean()),
-          "residual": float((1 - p_label).mean())}
+  mask = mask_N.astype(jnp.float32)
+  count = mask.sum()
+
+  def mean(v):
+    return jnp.where(count > 0, jnp.sum(v * mask) / jnp.maximum(count, 1.0), jnp.nan)
+
+  return {"loss": mean(loss_fn(outputs_NxK, labels_N)),
+          "error": mean((predicted != labels_N).astype(jnp.float32)),
+          "residual": mean(1.0 - p_label)}
 
 
-def evaluate(state: TrainState, loss_fn: Callable, data: Data, batch_size: int = 1000) -> dict:
-  """Loss, error and residual on clean / noisy (given and true labels) / test subsets."""
-  out_train = predict(state, data.x_train, batch_size)
-  given, clean, noisy = data.noisy.labels, data.noisy.clean_labels, np.asarray(data.noisy.is_noisy)
+def _model_metrics(spec: Spec, variables_, data) -> dict:
+  loss_fn = spec.loss_fn()
+  out_train = _predict_chunks(spec, variables_, data["x"])
+  given, clean, noisy = data["labels"], data["clean_labels"], data["is_noisy"]
+  everyone = jnp.ones_like(noisy)
   record = {}
-  for prefix, mask, labels in (("train", slice(None), given), ("clean", ~noisy, given),
+  for prefix, mask, labels in (("train", everyone, given), ("clean", ~noisy, given),
                                ("noisy", noisy, given), ("noisy_true", noisy, clean)):
-    for k, v in subset_metrics(out_train[mask], labels[mask], loss_fn).items():
+    for k, v in _subset(out_train, labels, mask, loss_fn).items():
       record[f"{prefix}_{k}"] = v
   record["noisy_error_true"] = record.pop("noisy_true_error")
-  out_test = predict(state, data.x_test, batch_size)
-  for k, v in subset_metrics(out_test, data.y_test, loss_fn).items():
+  out_test = _predict_chunks(spec, variables_, data["x_test"])
+  for k, v in _subset(out_test, data["y_test"], jnp.ones_like(data["y_test"], bool),
+                      loss_fn).items():
     record[f"test_{k}"] = v
   return record
+
+
+def _evaluate_run(spec: Spec, state: TrainState, data) -> dict:
+  """Loss, error, residual on clean / noisy (given and true labels) / test subsets, for
+  the model (the first network when several train together) and its average."""
+  params, stats = state.params, state.batch_stats
+  if spec.method.networks > 1:
+    params, stats = jax.tree.map(lambda a: a[0], (params, stats))
+  record = _model_metrics(spec, variables(params, stats), data)
+  if state.average is not None:
+    avg = state.average
+    if spec.method.networks > 1:
+      avg = jax.tree.map(lambda a: a[0], avg)
+    for k, v in _model_metrics(spec, variables(avg["params"], avg["batch_stats"]),
+                               data).items():
+      record[f"average_{k}"] = v
+  return record
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "axes"))
+def _evaluate(spec, state, data, *, axes):
+  if axes is None:
+    return _evaluate_run(spec, state, data)
+  return jax.vmap(functools.partial(_evaluate_run, spec), in_axes=(0, dict(axes)))(state, data)
 
 
 def early_stopping_point(history: list[dict], key: str = "test_error") -> dict:
@@ -181,80 +416,277 @@ def early_stopping_point(history: list[dict], key: str = "test_error") -> dict:
   return min(history, key=lambda r: (r[key], r["step"]))
 
 
-def _checkpoint_manager(run: Run):
+# ----------------------------------------------------------------------------
+# Data and results.
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+  """Training inputs with their (noisy) labels, and the clean test set.
+
+  `noisy.labels` etc. may carry a leading run axis (R×N: every run its own label-noise
+  draw); with `inputs_per_run=True` x_train, x_test and y_test do too (every run its own
+  synthetic data set).
+  """
+  x_train: Any
+  noisy: Any  # noise.NoisyLabels: .labels (given), .clean_labels, .is_noisy
+  x_test: Any
+  y_test: Any
+  inputs_per_run: bool = False
+
+  @property
+  def labels_per_run(self) -> bool:
+    return np.ndim(self.noisy.labels) == 2
+
+  @property
+  def num_train(self) -> int:
+    return np.shape(self.noisy.labels)[-1]
+
+  def device_data(self) -> tuple[dict, dict]:
+    """The arrays on the device, and which of them have a leading run axis (0) or not."""
+    arrays = {"x": self.x_train, "labels": self.noisy.labels,
+              "clean_labels": self.noisy.clean_labels, "is_noisy": self.noisy.is_noisy,
+              "x_test": self.x_test, "y_test": self.y_test}
+    per_run = {"x": self.inputs_per_run, "x_test": self.inputs_per_run,
+               "y_test": self.inputs_per_run, "labels": self.labels_per_run,
+               "clean_labels": self.labels_per_run, "is_noisy": self.labels_per_run}
+    dtypes = {"labels": jnp.int32, "clean_labels": jnp.int32, "is_noisy": bool,
+              "y_test": jnp.int32}
+    data = {k: jnp.asarray(v, dtypes.get(k)) for k, v in arrays.items()}
+    return data, {k: (0 if per_run[k] else None) for k in arrays}
+
+  def run(self, r: int) -> "Splits":
+    """The data of run r."""
+    from noisejax import noise  # pylint: disable=g-import-not-at-top
+    noisy = self.noisy
+    if self.labels_per_run:
+      noisy = noise.NoisyLabels(noisy.labels[r], noisy.clean_labels[r], noisy.is_noisy[r],
+                                float(np.mean(noisy.is_noisy[r])))
+    if not self.inputs_per_run:
+      return Splits(self.x_train, noisy, self.x_test, self.y_test)
+    return Splits(self.x_train[r], noisy, self.x_test[r], self.y_test[r])
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+  """What an `eval_fn` sees: one run's state at one evaluation step."""
+  spec: Spec
+  state: TrainState
+  step: int
+  run: int
+  splits: Splits          # this run's data
+
+  @property
+  def model(self):
+    return self.spec.model
+
+  @property
+  def variables(self) -> dict:
+    params, stats = self.state.params, self.state.batch_stats
+    if self.spec.method.networks > 1:
+      params, stats = jax.tree.map(lambda a: a[0], (params, stats))
+    return variables(params, stats)
+
+  def predict(self, x) -> np.ndarray:
+    return np.asarray(predict(self.spec, self.variables, jnp.asarray(x)))
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """The trained state (leading run axis when several runs) and one history per run."""
+  spec: Spec
+  state: TrainState
+  histories: list
+  batched: bool
+
+  @property
+  def history(self) -> list:
+    if len(self.histories) != 1:
+      raise ValueError(f"{len(self.histories)} runs: use .histories or .curve(key)")
+    return self.histories[0]
+
+  def curve(self, key: str) -> np.ndarray:
+    """`key` at every evaluation, runs × evaluations."""
+    return np.array([[r[key] for r in h] for h in self.histories])
+
+  def run_state(self, r: int) -> TrainState:
+    return jax.tree.map(lambda a: a[r], self.state) if self.batched else self.state
+
+  def snapshot(self, r: int, splits: Splits) -> Snapshot:
+    step = self.histories[r][-1]["step"]
+    return Snapshot(self.spec, self.run_state(r), step, r,
+                    splits.run(r) if self.batched else splits)
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints.
+
+
+def _manager(checkpoint_dir):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  return ocp.CheckpointManager(run.checkpoint_dir,
+  return ocp.CheckpointManager(os.path.abspath(checkpoint_dir),
                                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
 
 
-def save_checkpoint(manager, step: int, state: TrainState):
+def _save(manager, step: int, state: TrainState, histories):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  manager.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)))
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
+      history=ocp.args.JsonSave(histories)))
   manager.wait_until_finished()
 
 
-def restore_checkpoint(manager, state: TrainState) -> tuple[TrainState, int]:
-  """Restores the latest checkpoint into `state`'s structure; (state, step) or (state, 0)."""
+def _restore(manager, state: TrainState):
+  """(state, histories, step) of the latest checkpoint, or (state, None, 0)."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   step = manager.latest_step()
   if step is None:
-    return state, 0
+    return state, None, 0
   target = flax.serialization.to_state_dict(state)
-  restored = manager.restore(step, args=ocp.args.StandardRestore(target))
-  return flax.serialization.from_state_dict(state, restored), step
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target), history=ocp.args.JsonRestore()))
+  return flax.serialization.from_state_dict(state, restored["state"]), restored["history"], step
 
 
-def fit(optim, run: Run, state: TrainState, loss_fn: Callable, data: Data, *, key,
-        eval_fn: Optional[Callable] = None, target_fn: Optional[Callable] = None,
-        augment_fn: Optional[Callable] = None):
-  """Mini-batch (or full-batch, batch_size=0) training with evaluation and checkpoints.
+# ----------------------------------------------------------------------------
+# The loop.
 
-  Data order and step keys derive from `key` and the step number alone, so a run
-  resumed from a checkpoint continues exactly as an uninterrupted one would.
-  Returns (state, history): one record per evaluation, also logged to metrics.jsonl.
+
+def _boundaries(spec: Spec, optim, total_steps: int) -> list[int]:
+  """Steps after which the loop leaves the compiled scan: evaluations, checkpoints, the
+  end, and every epoch start when the method has an epoch hook."""
+  spe = spec.steps_per_epoch
+  eval_every = optim.get("eval_every", 0) or spe
+  checkpoint_every = max(1, optim.get("checkpoint_every", 1)) * spe
+  points = set(range(eval_every, total_steps + 1, eval_every))
+  points |= set(range(checkpoint_every, total_steps + 1, checkpoint_every))
+  if spec.method.on_epoch is not None:
+    points |= set(range(spe, total_steps + 1, spe))
+  points.add(total_steps)
+  return sorted(p for p in points if p > 0)
+
+
+def _to_host(tree, r=None):
+  leaves = jax.device_get(tree)
+  return {k: float(v if r is None else v[r]) for k, v in leaves.items()}
+
+
+def fit(spec: Spec, state: TrainState, splits: Splits, optim, *, keys, batched: bool,
+        eval_fn: Optional[Callable] = None, log_fn: Optional[Callable] = None,
+        checkpoint_dir=None, progress: Optional[Callable] = None,
+        run_labels: Optional[Sequence[dict]] = None) -> TrainResult:
+  """Trains `state` for `optim.epochs` epochs, evaluating and checkpointing on the way.
+
+  keys: {"shuffle", "step"} (one run) or the same with a leading run axis (`batched`).
+  eval_fn(Snapshot) -> dict of scalars, per run, at every evaluation.
+  log_fn(record) gets every evaluation record: {"step", "epoch", metrics...} plus the
+  run's `run_labels` (e.g. {"seed": 3}). checkpoint_dir: orbax checkpoints; the run
+  resumes from the latest one there. progress(iterable, total) wraps the loop.
   """
-  n = len(data.x_train)
-  batch_size = optim.batch_size or n
-  if batch_size > n:
-    raise ConfigError("optim.batch_size", batch_size, reason=f"exceeds the {n} training samples")
-  steps_per_epoch = n // batch_size
-  total_steps = optim.epochs * steps_per_epoch
-  eval_every = optim.get("eval_every", 0) or steps_per_epoch
-  checkpoint_every = max(1, optim.get("checkpoint_every", 1)) * steps_per_epoch
-  shuffle_key, step_key = jax.random.split(key)
+  total_steps = optim.epochs * spec.steps_per_epoch
+  data, axes = splits.device_data()
+  axes_key = tuple(sorted(axes.items())) if batched else None
+  num_runs = jax.tree.leaves(keys)[0].shape[0] if batched else 1
+  labels = list(run_labels) if run_labels is not None else [{} for _ in range(num_runs)]
+  per_run_splits = [splits.run(r) for r in range(num_runs)] if batched else [splits]
 
-  manager = _checkpoint_manager(run)
-  state, start = restore_checkpoint(manager, state)
-  history = run.truncate_metrics(start)
-  train_step = make_train_step(loss_fn, target_fn, augment_fn)
-  labels = np.asarray(data.noisy.labels)
-  x_train = data.x_train
+  manager = _manager(checkpoint_dir) if checkpoint_dir is not None else None
+  histories, start = None, 0
+  if manager is not None:
+    state, histories, start = _restore(manager, state)
+  histories = histories or [[] for _ in range(num_runs)]
 
   def log_evaluation(step, state):
-    record = {"epoch": step / steps_per_epoch, **evaluate(state, loss_fn, data)}
-    if eval_fn is not None:
-      record.update({k: float(v) for k, v in eval_fn(state, step).items()})
-    run.log(step, **record)
-    history.append({"step": step, **record})
+    metrics = _evaluate(spec, state, data, axes=axes_key)
+    for r in range(num_runs):
+      record = {"step": step, "epoch": step / spec.steps_per_epoch,
+                **_to_host(metrics, r if batched else None)}
+      if eval_fn is not None:
+        run_state = jax.tree.map(lambda a: a[r], state) if batched else state
+        extra = eval_fn(Snapshot(spec, run_state, step, r, per_run_splits[r]))
+        record.update({k: float(v) for k, v in extra.items()})
+      histories[r].append(record)
+      if log_fn is not None:
+        log_fn({**record, **labels[r]})
 
-  if start == 0 and not history:
+  if start == 0 and not histories[0]:
     log_evaluation(0, state)
-  order = None
-  for step in run.progress(range(start, total_steps), total=total_steps - start):
-    epoch, position = divmod(step, steps_per_epoch)
-    if order is None or position == 0:
-      order = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n))
-    idx = order[position * batch_size:(position + 1) * batch_size]
-    state, metrics = train_step(state, x_train[idx], labels[idx], jax.random.fold_in(step_key, step))
-    done = step + 1
-    if done % eval_every == 0 or done % checkpoint_every == 0 or done == total_steps:
-      loss = float(metrics["loss"])
-      if not np.isfinite(loss):
-        raise NonFiniteLossError(
-            f"{run.name}: training loss became {loss} at step {done}; stopped. "
-            f"Last good checkpoint: step {manager.latest_step()} in {run.checkpoint_dir}")
-      log_evaluation(done, state)
-      if done % checkpoint_every == 0 or done == total_steps:
-        save_checkpoint(manager, done, state)
-  manager.close()
-  return state, history
+  bounds = [b for b in _boundaries(spec, optim, total_steps) if b > start]
+  checkpoint_steps = _checkpoint_steps(spec, optim, total_steps)
+  position = start
+  for stop in (progress(bounds, len(bounds)) if progress else bounds):
+    if spec.method.on_epoch is not None and position % spec.steps_per_epoch == 0:
+      state = spec.method.on_epoch(spec, state, position // spec.steps_per_epoch, splits)
+    state, losses_T = _train_steps(spec, state, data, keys, jnp.int32(position),
+                                   num_steps=stop - position, axes=axes_key)
+    position = stop
+    losses_RxT = np.asarray(losses_T).reshape(num_runs, -1)
+    if not np.isfinite(losses_RxT).all():
+      r, t = np.argwhere(~np.isfinite(losses_RxT))[0]
+      where = f" (run {r}: {labels[r]})" if batched else ""
+      last = manager.latest_step() if manager is not None else None
+      raise NonFiniteLossError(
+          f"training loss became {losses_RxT[r, t]} at step {stop - losses_RxT.shape[1] + t + 1}"
+          f"{where}; stopped. Last good checkpoint: step {last} in {checkpoint_dir}")
+    log_evaluation(stop, state)
+    if manager is not None and stop in checkpoint_steps:
+      _save(manager, stop, state, histories)
+  if manager is not None:
+    manager.close()
+  return TrainResult(spec, state, histories, batched)
+
+
+def _checkpoint_steps(spec, optim, total_steps):
+  every = max(1, optim.get("checkpoint_every", 1)) * spec.steps_per_epoch
+  return set(range(every, total_steps + 1, every)) | {total_steps}
+
+
+def train_classifier(config, splits: Splits, *, key, num_classes: Optional[int] = None,
+                     hparams: Optional[dict] = None, lr=None,
+                     eval_fn: Optional[Callable] = None, log_fn: Optional[Callable] = None,
+                     checkpoint_dir=None, progress: Optional[Callable] = None,
+                     run_labels: Optional[Sequence[dict]] = None) -> TrainResult:
+  """Trains `config.model` on `splits` with `config.loss`, `config.optim`, `config.method`.
+
+  key: one PRNG key (one run) or R keys (R runs in one compiled program). Each run
+  splits its key into initialization, data-order and step keys.
+  hparams: the method's hyperparameters (defaults: config.method's fields), each a
+  scalar or, for several runs, an array of R values; lr likewise (default optim.lr).
+  num_classes: of the labels (default: max label + 1 over train and test).
+  Returns a TrainResult: `.state`, `.history` (one run) or `.histories`, `.curve(key)`.
+  """
+  keys = jnp.asarray(key)
+  batched = keys.ndim == 1 and jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
+  num_runs = keys.shape[0] if batched else 1
+  if num_classes is None:
+    num_classes = int(max(np.max(splits.noisy.clean_labels), np.max(splits.noisy.labels),
+                          np.max(splits.y_test))) + 1
+  spec = make_spec(config, num_classes, splits.num_train)
+  method_cfg = config.get("method") or {}
+  hp = {k: v for k, v in dict(method_cfg).items() if k != "name"}
+  hp.update(hparams or {})
+  lr = config.optim.lr if lr is None else lr
+  x_example = np.asarray(splits.x_train[0][:1] if splits.inputs_per_run else splits.x_train[:1])
+
+  def init(k, hp_r, lr_r):
+    k_init, k_train = jax.random.split(k)
+    state = init_state(spec, k_init, x_example, lr=1.0, hparams=hp_r)
+    state = state.replace(opt_state=_set_lr(spec, state.opt_state, lr_r))
+    k_shuffle, k_step = jax.random.split(k_train)
+    return state, {"shuffle": k_shuffle, "step": k_step}
+
+  if batched:
+    hp_R = {k: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (num_runs,)) for k, v in hp.items()}
+    lr_R = jnp.broadcast_to(jnp.asarray(lr, jnp.float32), (num_runs,))
+    state, run_keys = jax.jit(jax.vmap(init))(keys, hp_R, lr_R)
+  else:
+    state, run_keys = init(keys, hp, lr)
+  return fit(spec, state, splits, config.optim, keys=run_keys, batched=batched,
+             eval_fn=eval_fn, log_fn=log_fn, checkpoint_dir=checkpoint_dir,
+             progress=progress, run_labels=run_labels)
+
+
+def _set_lr(spec: Spec, opt_state, lr):
+  if spec.method.networks == 1:
+    return set_learning_rate(opt_state, lr)
+  return jax.vmap(set_learning_rate, in_axes=(0, None))(opt_state, lr)

@@ -1,143 +1,139 @@
-"""Training loop: it learns, resumes exactly, stops on NaN, evaluates subsets correctly."""
+"""train: it learns, resumes exactly, stops on NaN, evaluates subsets, batches runs."""
 
-import dataclasses
-
-import flax.linen as nn
+import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 
-from noisejax import experiment, train
-from noisejax.errors import ConfigError
+from noisejax import config as cfg, noise, train
+from noisejax.errors import ConfigError, NonFiniteLossError
 
 
-class TinyNet(nn.Module):
-
-  @nn.compact
-  def __call__(self, x, train=False):
-    x = x.reshape(x.shape[0], -1)
-    return nn.Dense(2)(nn.relu(nn.Dense(16)(x)))
-
-
-@dataclasses.dataclass(frozen=True)
-class Labels:
-  labels: np.ndarray
-  clean_labels: np.ndarray
-  is_noisy: np.ndarray
-
-
-def ce(outputs, labels):
-  return optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
-
-
-def make_data(n=96, noisy_fraction=0.25, seed=0):
+def make_splits(n=96, noisy_fraction=0.25, seed=0, scale=1.0):
   rng = np.random.default_rng(seed)
-  x = rng.normal(size=(n + 40, 4)).astype(np.float32)
+  x = (scale * rng.normal(size=(n + 40, 4))).astype(np.float32)
   y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int32)
   given = y[:n].copy()
   flip = rng.random(n) < noisy_fraction
   given[flip] = 1 - given[flip]
-  return train.Data(x[:n], Labels(given, y[:n], flip), x[n:], y[n:])
+  return train.Splits(x[:n], noise.NoisyLabels(given, y[:n], flip, flip.mean()), x[n:], y[n:])
 
 
-def optim_config(**kw):
-  base = dict(name="momentum", lr=0.1, momentum=0.9, weight_decay=0.0, schedule="constant",
-              batch_size=16, epochs=6, eval_every=0, checkpoint_every=1)
-  base.update(kw)
-  return ml_collections.ConfigDict(base)
+def training_config(method="erm", **optim):
+  base = dict(lr=0.1, momentum=0.9, batch_size=16, epochs=6)
+  base.update(optim)
+  return cfg.training(cfg.model("mlp", hidden=(16,)), cfg.loss("cross_entropy"),
+                      cfg.optim(base.pop("name", "momentum"), **base), cfg.method(method))
 
 
-def fit(tmp_path, name, optim, data, seed=0, **kwargs):
-  run = experiment.Run(name, ml_collections.ConfigDict(), tmp_path / name)
-  run.workdir.mkdir(parents=True, exist_ok=True)
-  tx = train.make_optimizer(optim, len(data.x_train) // optim.batch_size)
-  state = train.create_state(TinyNet(), jax.random.key(seed), data.x_train[:1], tx)
-  return train.fit(optim, run, state, ce, data, key=jax.random.key(seed + 1), **kwargs), run
+def test_tiny_run_learns():
+  result = train.train_classifier(training_config(epochs=15), make_splits(noisy_fraction=0.0),
+                                  key=jax.random.key(0))
+  history = result.history
+  assert len(history) == 16  # the initial record and one per epoch
+  assert history[0]["test_error"] > 0.15 and history[-1]["test_error"] < 0.1
 
 
-def test_tiny_run_learns(tmp_path):
-  data = make_data(noisy_fraction=0.0)
-  (_, history), run = fit(tmp_path, "learn", optim_config(epochs=15), data)
-  assert history[0]["test_error"] > 0.15
-  assert history[-1]["test_error"] < 0.1
-  assert len(run.read_metrics()) == len(history) == 16  # initial record + one per epoch
-
-
-def test_augmentation_runs_inside_the_step(tmp_path):
-  data = make_data(noisy_fraction=0.0)
-  blind = lambda key, x: x * 0.0  # an augmentation that erases the inputs: nothing to learn
-  (_, history), _ = fit(tmp_path, "blind", optim_config(epochs=15), data, augment_fn=blind)
-  assert history[-1]["test_error"] > 0.2
+def test_steps_per_epoch_full_batch_and_too_large():
+  assert train.steps_per_epoch(100, 0) == 1 and train.steps_per_epoch(100, 30) == 3
+  with pytest.raises(ConfigError, match="optim.batch_size"):
+    train.steps_per_epoch(100, 101)
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
-  data = make_data()
-  (state_full, hist_full), _ = fit(tmp_path, "full", optim_config(epochs=6), data)
-  # Interrupted after 3 epochs, then started again in the same workdir.
-  fit(tmp_path, "resumed", optim_config(epochs=3), data)
-  (state_resumed, hist_resumed), run = fit(tmp_path, "resumed", optim_config(epochs=6), data)
-  chex_equal = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)),
-                            state_full.params, state_resumed.params)
-  assert all(jax.tree.leaves(chex_equal))
-  assert [r["step"] for r in hist_resumed] == [r["step"] for r in hist_full]
-  assert hist_resumed[-1]["train_loss"] == hist_full[-1]["train_loss"]
-  assert [r["step"] for r in run.read_metrics()] == [r["step"] for r in hist_full]
+  splits = make_splits()
+  full = train.train_classifier(training_config(epochs=6), splits, key=jax.random.key(1),
+                                checkpoint_dir=tmp_path / "full")
+  # Interrupted after 3 epochs, then started again with the same checkpoint directory.
+  train.train_classifier(training_config(epochs=3), splits, key=jax.random.key(1),
+                         checkpoint_dir=tmp_path / "resumed")
+  resumed = train.train_classifier(training_config(epochs=6), splits, key=jax.random.key(1),
+                                   checkpoint_dir=tmp_path / "resumed")
+  chex.assert_trees_all_equal(full.state.params, resumed.state.params)
+  assert resumed.history == full.history
+
+
+def test_several_runs_in_one_program_equal_separate_runs():
+  """R vmapped runs (each its own key and label-noise draw) = R runs one by one."""
+  splits = make_splits(noisy_fraction=0.0)
+  keys = jax.random.split(jax.random.key(3), 3)
+  noisy = [noise.corrupt(jax.random.fold_in(keys[r], 9), splits.noisy.clean_labels, 2,
+                         "symmetric", 0.2) for r in range(3)]
+  stacked = noise.stack(noisy)
+  batched = train.train_classifier(training_config(epochs=3),
+                                   train.Splits(splits.x_train, stacked, splits.x_test,
+                                                splits.y_test), key=keys)
+  assert batched.curve("test_error").shape == (3, 4)
+  for r in range(3):
+    single = train.train_classifier(
+        training_config(epochs=3), train.Splits(splits.x_train, noisy[r], splits.x_test,
+                                                splits.y_test), key=keys[r])
+    chex.assert_trees_all_close(batched.run_state(r).params, single.state.params, atol=1e-5)
+    np.testing.assert_allclose(batched.curve("train_loss")[r], single.curve("train_loss")[0],
+                               rtol=1e-4)
+
+
+def test_learning_rate_and_hparams_are_data_not_recompiled(monkeypatch):
+  """One trace of the compiled scan serves every noise draw, seed, learning rate and p."""
+  config = training_config("resample", epochs=2)
+  train._train_steps.clear_cache()
+  monkeypatch.setattr(train, "_run_steps", chex.assert_max_traces(train._run_steps, n=1))
+  for lr, p, seed in ((0.1, 0.1, 0), (0.05, 0.3, 1), (0.2, 0.0, 2)):
+    train.train_classifier(config, make_splits(seed=seed), key=jax.random.key(seed), lr=lr,
+                           hparams={"p": p})
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-  data = make_data()
-  data = dataclasses.replace(data, x_train=data.x_train * 1e3)
-  with pytest.raises(experiment.NonFiniteLossError, match="loss became"):
-    fit(tmp_path, "nan", optim_config(lr=1e4, momentum=0.0, name="sgd", epochs=50), data)
-  manager = train._checkpoint_manager(experiment.Run("nan", None, tmp_path / "nan"))
-  last = manager.latest_step()
-  if last is not None:  # every kept checkpoint holds finite parameters
-    state = train.create_state(TinyNet(), jax.random.key(0), data.x_train[:1], optax.sgd(1.0))
-    restored, _ = train.restore_checkpoint(manager, state)
+  splits = make_splits(scale=1e3)
+  config = training_config(name="sgd", lr=1e4, momentum=0.0, epochs=50)
+  with pytest.raises(NonFiniteLossError, match="loss became"):
+    train.train_classifier(config, splits, key=jax.random.key(0), checkpoint_dir=tmp_path)
+  manager = train._manager(tmp_path)
+  if manager.latest_step() is not None:  # every kept checkpoint holds finite parameters
+    spec = train.make_spec(config, 2, splits.num_train)
+    state = train.init_state(spec, jax.random.key(0), splits.x_train[:1], lr=1.0)
+    restored, _, _ = train._restore(manager, state)
     assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(restored.params))
-
-
-def test_batch_larger_than_data_is_rejected(tmp_path):
-  with pytest.raises(ConfigError, match="optim.batch_size"):
-    fit(tmp_path, "big", optim_config(batch_size=500), make_data())
 
 
 def test_subset_metrics_by_hand():
   outputs = jnp.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 0.0]])
-  labels = np.array([0, 1, 1, 0])
-  m = train.subset_metrics(outputs, labels, ce)
+  labels = jnp.array([0, 1, 1, 0])
+  ce = optax.softmax_cross_entropy_with_integer_labels
+  m = train._subset(outputs, labels, jnp.ones(4, bool), ce)
   p = 1 / (1 + np.exp(-2.0))
-  assert m["error"] == pytest.approx(0.25)  # sample 3 is wrong; argmax of a tie is class 0
-  assert m["residual"] == pytest.approx(((1 - p) * 2 + p + 0.5) / 4, rel=1e-5)
-  assert m["loss"] == pytest.approx((2 * -np.log(p) - np.log(1 - p) + np.log(2)) / 4, rel=1e-5)
+  assert float(m["error"]) == pytest.approx(0.25)  # sample 3 is wrong; a tie gives class 0
+  assert float(m["residual"]) == pytest.approx(((1 - p) * 2 + p + 0.5) / 4, rel=1e-5)
+  assert float(m["loss"]) == pytest.approx((2 * -np.log(p) - np.log(1 - p) + np.log(2)) / 4,
+                                           rel=1e-5)
+  empty = train._subset(outputs, labels, jnp.zeros(4, bool), ce)
+  assert np.isnan(float(empty["error"]))
 
 
-def test_binary_single_output_metrics():
-  outputs = jnp.array([[3.0], [-1.0]])
-  m = train.subset_metrics(outputs, np.array([1, 1]), lambda o, l: jnp.zeros(len(l)))
-  assert m["error"] == 0.5
-  assert m["residual"] == pytest.approx(((1 - 1 / (1 + np.exp(-3))) + (1 - 1 / (1 + np.exp(1)))) / 2)
+def test_binary_single_output_classify():
+  predicted, probs = train.classify(jnp.array([[3.0], [-1.0]]))
+  assert predicted.tolist() == [1, 0]
+  np.testing.assert_allclose(probs[:, 1], 1 / (1 + np.exp(-np.array([3.0, -1.0]))), rtol=1e-6)
 
 
-def test_evaluate_splits_clean_and_noisy():
-  data = make_data(noisy_fraction=0.3)
-  tx = optax.sgd(0.1)
-  state = train.create_state(TinyNet(), jax.random.key(0), data.x_train[:1], tx)
-  record = train.evaluate(state, ce, data)
-  predicted = np.argmax(train.predict(state, data.x_train), -1)
-  noisy = data.noisy.is_noisy
-  assert record["noisy_error"] == pytest.approx(np.mean(predicted[noisy] != data.noisy.labels[noisy]))
-  assert record["noisy_error_true"] == pytest.approx(
-      np.mean(predicted[noisy] != data.noisy.clean_labels[noisy]))
-  assert record["clean_error"] == pytest.approx(np.mean(predicted[~noisy] != data.noisy.labels[~noisy]))
+def test_evaluation_splits_clean_and_noisy():
+  splits = make_splits(noisy_fraction=0.3)
+  config = training_config(epochs=1)
+  result = train.train_classifier(config, splits, key=jax.random.key(0))
+  record = result.history[-1]
+  snapshot = result.snapshot(0, splits)
+  predicted = np.argmax(snapshot.predict(splits.x_train), -1)
+  noisy, given, clean = splits.noisy.is_noisy, splits.noisy.labels, splits.noisy.clean_labels
+  assert record["noisy_error"] == pytest.approx(np.mean(predicted[noisy] != given[noisy]))
+  assert record["noisy_error_true"] == pytest.approx(np.mean(predicted[noisy] != clean[noisy]))
+  assert record["clean_error"] == pytest.approx(np.mean(predicted[~noisy] != given[~noisy]))
 
 
 def test_step_schedule_halves_learning_rate():
-  optim = optim_config(name="sgd", schedule="step", decay_every=2, decay_factor=0.5, lr=1.0)
-  tx = train.make_optimizer(optim, steps_per_epoch=3)
+  optim = cfg.optim("sgd", lr=1.0, schedule="step", decay_every=2, decay_factor=0.5)
+  tx = train.make_optimizer(optim, 3)
   params = {"w": jnp.zeros(())}
   opt_state = tx.init(params)
   steps = []
@@ -145,15 +141,17 @@ def test_step_schedule_halves_learning_rate():
     updates, opt_state = tx.update({"w": jnp.ones(())}, opt_state, params)
     steps.append(float(-updates["w"]))
   assert steps == [1.0] * 6 + [0.5] * 2
+  updates, _ = tx.update({"w": jnp.ones(())}, train.set_learning_rate(opt_state, 0.1), params)
+  assert float(-updates["w"]) == pytest.approx(0.05)
 
 
-def test_train_step_compiles_once(tmp_path):
-  data = make_data()
-  optim = optim_config(epochs=1)
-  tx = train.make_optimizer(optim, 6)
-  state = train.create_state(TinyNet(), jax.random.key(0), data.x_train[:1], tx)
-  step = train.make_train_step(ce)
-  for i in range(3):
-    state, _ = step(state, data.x_train[i * 16:(i + 1) * 16], data.noisy.labels[i * 16:(i + 1) * 16],
-                    jax.random.key(i))
-  assert step._cache_size() == 1
+def test_eval_fn_and_log_fn_see_every_evaluation():
+  logged = []
+  config = training_config(epochs=2)
+  result = train.train_classifier(
+      config, make_splits(), key=jax.random.split(jax.random.key(0), 2),
+      eval_fn=lambda snap: {"norm": float(optax.tree.norm(snap.state.params)), "run": snap.run},
+      log_fn=logged.append, run_labels=[{"seed": 10}, {"seed": 11}])
+  assert [r["seed"] for r in logged] == [10, 11] * 3
+  assert [r["run"] for r in result.histories[1]] == [1.0, 1.0, 1.0]
+  assert result.histories[0][0]["norm"] != result.histories[0][-1]["norm"]
