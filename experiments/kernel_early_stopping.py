@@ -1,28 +1,24 @@
 """Clean-priority paper, Fig. 9: early-stopped kernel machines beat the label-noise level.
 
 Kernel machines with Laplacian and Gaussian kernels, trained by gradient descent on the
-square loss (or the EigenPro preconditioned iteration) on MNIST 7 vs 9 with 40% symmetric
-label noise within each class: the test error over iterations is U-shaped and its minimum
-lies well below the noise level, while the training error against the given labels
-falls to zero.
+square loss (or the EigenPro preconditioned iteration, `noisejax.kernels`) on MNIST 7 vs 9
+with 40% symmetric label noise within each class: the test error over iterations is
+U-shaped and its minimum lies well below the noise level, while the training error
+against the given labels falls to zero. One part, `fig9`.
 
 Command: python -m experiments.kernel_early_stopping --preset quick   (≈15 s on 2 CPU cores)
+         python -m experiments.kernel_early_stopping --preset tiny    (seconds)
 Expect:  for both kernels, test error falls from 0.5 to ≈0.1–0.2 within a few hundred
          iterations, then climbs to ≈0.25–0.4 as the noisy labels are interpolated.
 """
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import ml_collections
 import numpy as np
 
-from noisejax import data, experiment, kernels, noise
+from noisejax import claims, config as cfg, data, experiment, kernels, noise, plots
 from noisejax.errors import ConfigError
-from noisejax.experiment import Claim
 
 PAPER = "clean-priority"
 
@@ -33,14 +29,12 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
   paper: full MNIST 7 vs 9 from TFDS (12,214 train / 2,037 test); the 12k×12k kernel makes
   plain GD slow on a CPU, so the EigenPro iteration (top 3 directions preconditioned) is
   used, which runs the same gradient flow faster beyond the third eigen-direction.
+  tiny: 200 training images, 3,000 iterations, 12 evaluations.
   """
-  if preset not in experiment.PRESETS:
-    raise ConfigError("preset", preset, experiment.PRESETS)
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.data = ml_collections.ConfigDict(
-      dict(name="mnist5k", classes=(7, 9), limit=None, data_dir=None))
-  c.noise = ml_collections.ConfigDict(dict(kind="symmetric", rate=0.4))
+  c.data = cfg.data("mnist5k", classes=(7, 9))
+  c.noise = cfg.noise("symmetric", 0.4)
   c.kernel = ml_collections.ConfigDict(dict(
       names=("laplacian", "gaussian"),
       bandwidth=0.0,        # 0: the median pairwise distance of the training inputs
@@ -55,22 +49,39 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c.data.name = "mnist"
     c.kernel.method = "eigenpro"
     c.kernel.steps = 20_000
+  elif preset == "tiny":
+    c.data.limit = 200
+    c.kernel.update(dict(steps=3000, num_evals=12))
   return c
 
 
-def _errors(f_N, labels_N):
-  return float(np.mean((np.asarray(f_N) > 0).astype(np.int32) != labels_N))
-
-
-def run(config, run: experiment.Run) -> list[Claim]:
-  key = jax.random.key(config.seed)
-  noise_key, eig_key = jax.random.split(key)
-  train = data.load(config.data.name, "train", data_dir=config.data.data_dir,
-                    classes=config.data.classes, limit=config.data.limit)
-  test = data.load(config.data.name, "test", data_dir=config.data.data_dir,
-                   classes=config.data.classes)
-  if train.num_classes != 2:
+def validate(config):
+  """Two classes (±1 regression targets) and a kernel iteration that can run."""
+  if config.data.classes is None or len(config.data.classes) != 2:
     raise ConfigError("data.classes", config.data.classes, reason="needs exactly two classes")
+  k = config.kernel
+  for name in k.names:
+    if name not in kernels.KERNELS:
+      raise ConfigError("kernel.names", name, kernels.KERNELS)
+  if k.method not in kernels.METHODS:
+    raise ConfigError("kernel.method", k.method, kernels.METHODS)
+  if not 0 < k.lr < 2:
+    raise ConfigError("kernel.lr", k.lr, reason="must lie in (0, 2) for a stable iteration")
+  for field in ("steps", "num_evals", "top_k"):
+    if int(k[field]) < 1:
+      raise ConfigError(f"kernel.{field}", k[field], reason="must be a positive integer")
+  if k.bandwidth < 0:
+    raise ConfigError("kernel.bandwidth", k.bandwidth, reason="must be >= 0 (0: median distance)")
+
+
+def _errors_S(f_SxN, labels_N):
+  """Classification error of sign(f) (class 1 where f > 0) at every evaluation."""
+  return np.mean((f_SxN > 0).astype(np.int32) != np.asarray(labels_N)[None], axis=1)
+
+
+def compute(config, run) -> dict:
+  noise_key, eig_key = jax.random.split(run.key)
+  train, test = data.load_splits(config.data)
   x_train, x_test = jnp.asarray(data.flatten(train.x)), jnp.asarray(data.flatten(test.x))
   labels = noise.corrupt(noise_key, train.y, 2, config.noise.kind, config.noise.rate)
   run.save_noise(labels)
@@ -78,74 +89,73 @@ def run(config, run: experiment.Run) -> list[Claim]:
   bandwidth = float(config.kernel.bandwidth) or float(kernels.median_distance(x_train))
   steps = kernels.log_spaced_steps(config.kernel.steps, config.kernel.num_evals)
   noisy = labels.is_noisy
-
   curves = {}
   for name in config.kernel.names:
     k_train = kernels.kernel_matrix(name, x_train, x_train, bandwidth)
     k_test = kernels.kernel_matrix(name, x_test, x_train, bandwidth)
     precond = kernels.make_preconditioner(k_train, eig_key, method=config.kernel.method,
                                           top_k=config.kernel.top_k, lr=config.kernel.lr)
-    records = []
-
-    def log(step, f_train, f_test, name=name, records=records):
-      record = dict(train_error=_errors(f_train, labels.labels),
-                    clean_error=_errors(f_train[~noisy], labels.labels[~noisy]),
-                    noisy_error=_errors(f_train[noisy], labels.labels[noisy]),
-                    test_error=_errors(f_test, test.y))
-      records.append({"step": step, **record})
-      run.log(step, kernel=name, **record)
-
-    kernels.fit_kernel_machine(k_train, y_N, k_test, steps, precond, callback=log)
-    curves[name] = records
-
-  _plot(run, curves, config.noise.rate, config.kernel.method)
-  run.save_json("summary", {"bandwidth": bandwidth, "n_train": len(train), "n_test": len(test)})
-  return _claims(curves, config.noise.rate, config.u_margin)
+    f_train_SxN, f_test_SxM = (np.asarray(f) for f in kernels.fit_kernel_machine(
+        k_train, y_N, k_test, steps, precond))
+    curve = {"step": steps,
+             "train_error": _errors_S(f_train_SxN, labels.labels),
+             "clean_error": _errors_S(f_train_SxN[:, ~noisy], labels.labels[~noisy]),
+             "noisy_error": _errors_S(f_train_SxN[:, noisy], labels.labels[noisy]),
+             "test_error": _errors_S(f_test_SxM, test.y)}
+    for i, step in enumerate(steps):
+      run.log(step, kernel=name, **{k: float(v[i]) for k, v in curve.items() if k != "step"})
+    curves[name] = curve
+  return {"curves": curves, "realized_noise_rate": labels.rate, "bandwidth": bandwidth,
+          "n_train": len(train), "n_test": len(test)}
 
 
-def _claims(curves, rate, margin):
-  claims = []
-  for name, records in curves.items():
-    test_err = np.array([r["test_error"] for r in records])
-    best = int(np.argmin(test_err))
-    final_train = records[-1]["train_error"]
-    claims.append(Claim(
-        id=f"fig9_{name}_below_noise", paper=PAPER,
-        statement=f"{name} kernel GD: the best test error during training is below the noise level",
-        expected=f"min test error < δ = {rate}",
-        measured={"min_test_error": test_err[best], "at_step": records[best]["step"]},
-        passed=test_err[best] < rate))
-    claims.append(Claim(
-        id=f"fig9_{name}_u_shape", paper=PAPER,
-        statement=f"{name} kernel GD: test error is U-shaped (falls, then rises while the "
-                  "noisy labels are fitted)",
-        expected=f"0 < argmin < last step and final − min ≥ {margin}; final train error 0",
-        measured={"min_test_error": test_err[best], "final_test_error": test_err[-1],
-                  "final_train_error": final_train},
-        passed=(0 < best < len(records) - 1 and test_err[-1] - test_err[best] >= margin
-                and final_train == 0.0)))
-  return claims
-
-
-def _plot(run, curves, rate, method):
-  fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.8), squeeze=False)
-  for ax, (name, records) in zip(axes[0], curves.items()):
-    steps = np.array([r["step"] for r in records])
-    test_err = np.array([r["test_error"] for r in records])
-    ax.plot(steps, [r["train_error"] for r in records], label="train (given labels)")
-    ax.plot(steps, test_err, label="test")
-    ax.plot(steps, [r["noisy_error"] for r in records], ":", label="noisy subset (given labels)")
-    ax.axhline(rate, color="k", ls="--", lw=1, label=f"noise level {rate}")
-    ax.axvline(steps[np.argmin(test_err)], color="gray", ls="--", lw=1)
+def plot(record, config) -> dict:
+  curves = record["curves"]
+  fig, axes = plots.figure(1, len(curves), width=5.2, height=3.8)
+  for ax, (name, c) in zip(axes[0], curves.items()):
+    test_error = np.asarray(c["test_error"])
+    plots.curves(ax, c["step"], {"train (given labels)": c["train_error"], "test": test_error,
+                                 "noisy subset (given labels)": c["noisy_error"]},
+                 colors={"train (given labels)": plots.COLORS["train"],
+                         "test": plots.COLORS["test"],
+                         "noisy subset (given labels)": plots.COLORS["noisy"]},
+                 styles={"noisy subset (given labels)": ":"},
+                 noise_level=config.noise.rate,
+                 early_stop=c["step"][int(np.argmin(test_error))],
+                 xlabel=f"iteration ({config.kernel.method})", legend=ax is axes[0, 0])
     ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel(f"iteration ({method})")
-    ax.set_ylabel("classification error")
-    ax.set_title(f"{name} kernel")
-    ax.set_ylim(0, 1)
-  axes[0, 0].legend(fontsize=8)
+    ax.set(xlim=(0, c["step"][-1]), ylim=(0, 1), title=f"{name} kernel")
   fig.suptitle("Fig. 9: kernel machines on MNIST 7 vs 9 with label noise")
-  run.savefig(fig, "fig9_kernel_early_stopping.png")
+  return {"fig9_kernel_early_stopping.png": fig}
 
+
+def judge(record, config) -> list:
+  rate, out = config.noise.rate, []
+  for name, c in record["curves"].items():
+    test_error = np.asarray(c["test_error"])
+    best = int(np.argmin(test_error))
+    final_train = float(c["train_error"][-1])
+    out += [
+        claims.claim(
+            f"{name}_below_noise", PAPER,
+            f"{name} kernel GD: the best test error during training is below the noise level",
+            [claims.check("min test error", float(test_error[best]), "<", rate, "δ =")],
+            {"min_test_error": test_error[best], "at_step": c["step"][best]}),
+        claims.claim(
+            f"{name}_u_shape", PAPER,
+            f"{name} kernel GD: test error is U-shaped (falls, then rises while the noisy "
+            "labels are fitted)",
+            [claims.condition("0 < argmin < last step", 0 < best < len(test_error) - 1),
+             claims.check("final − min test error", float(test_error[-1] - test_error[best]),
+                          ">=", config.u_margin),
+             claims.check("final train error", final_train, "==", 0.0)],
+            {"min_test_error": test_error[best], "final_test_error": test_error[-1],
+             "final_train_error": final_train}),
+    ]
+  return out
+
+
+PARTS = {"fig9": experiment.Part(compute, plot, judge)}
 
 if __name__ == "__main__":
-  experiment.main("kernel_early_stopping", get_config, run)
+  experiment.main("kernel_early_stopping", get_config, PARTS, validate=validate)

@@ -2,14 +2,18 @@
 
   python -m experiments.reproduce --preset quick            # all experiments, this CPU
   python -m experiments.reproduce --preset paper            # the papers' scale, GPU/TPU
+  python -m experiments.reproduce --preset tiny             # every experiment in seconds
   python -m experiments.reproduce --only u_curve,ntk_angles # a subset
+  python -m experiments.reproduce --only bench_persample    # a benchmark (not run by default)
 
 Each experiment runs in runs/reproduce-<preset>/<name>, resumed if it holds the same
-config (`--fresh` starts every selected experiment from scratch). Its PNGs are copied to
-figures/<name>/; figures/CLAIMS.md gets the claims of every experiment that has a
-finished run under that root, with the wall time of the run that did the work.
-A failed claim is listed as failed; an experiment that crashes is listed as crashed and
-makes the command exit non-zero.
+config (`--fresh` starts every selected experiment from scratch). For the quick preset
+its figures (PNG, and a benchmark's table) are copied to figures/<name>/ and
+figures/CLAIMS.md gets the claims of every experiment that has a finished run under the
+root, with the wall time of the run that did the work; the paper preset writes to
+figures/paper/ instead, the tiny preset only under its root. A failed claim is listed
+as failed; an experiment that crashes is listed as crashed and makes the command exit
+non-zero.
 """
 
 import importlib
@@ -20,6 +24,7 @@ import sys
 import time
 import traceback
 
+from noisejax import claims as claims_lib
 from noisejax import experiment
 from noisejax.errors import ConfigError, check_choice
 
@@ -34,7 +39,17 @@ EXPERIMENTS = {
     "clusterable_gd": "early-stopping Figs. 1, 3, 4, 5; Thms 2.3, 7.1, 9.2",
     "feature_learning": "feature-learning Fig. 1, n·SNR² sweep, Prop. 4.3, real-data check",
 }
+# Engineering benchmarks: run only when named with --only.
+BENCHMARKS = {
+    "bench_persample": "sample-wise gradient engine vs a plain step and torch.func",
+    "bench_seeds": "S seeds in one compiled program vs S runs of a per-step loop",
+}
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def destination(preset: str, root: pathlib.Path) -> pathlib.Path:
+  """Where figures and the claims table of a preset go."""
+  return {"quick": ROOT / "figures", "paper": ROOT / "figures" / "paper"}.get(preset, root)
 
 
 def rounded(value, digits: int = 4):
@@ -66,13 +81,17 @@ def claims_table(results: dict) -> str:
                    f"{measured} | {'PASS' if c.passed else 'FAIL'} |")
   lines += ["", "| experiment | reproduces | runtime (s) |", "|---|---|---|"]
   for name, (status, _, seconds) in results.items():
-    lines.append(f"| {name} | {EXPERIMENTS[name]} | {seconds:.0f} |")
+    lines.append(f"| {name} | {_described(name)} | {seconds:.0f} |")
   return "\n".join(lines) + "\n"
+
+
+def _described(name: str) -> str:
+  return EXPERIMENTS.get(name) or BENCHMARKS[name]
 
 
 def load_results(workdir: pathlib.Path):
   """(status, claims, seconds) of a finished run from its claims.json and runtime.json."""
-  claims = [experiment.Claim(**c) for c in json.loads((workdir / "claims.json").read_text())]
+  claims = [claims_lib.Claim(**c) for c in json.loads((workdir / "claims.json").read_text())]
   runtime = workdir / "runtime.json"
   seconds = json.loads(runtime.read_text())["seconds"] if runtime.exists() else float("nan")
   return "ok", claims, seconds
@@ -95,7 +114,7 @@ def main(argv):
       elif key == "--only":
         only = [n for n in value.split(",") if n]
         for n in only:
-          check_choice("only", n, tuple(EXPERIMENTS))
+          check_choice("only", n, tuple(EXPERIMENTS) + tuple(BENCHMARKS))
       elif key == "--workdir":
         root = value
       else:
@@ -106,6 +125,8 @@ def main(argv):
     return 2
 
   root = pathlib.Path(root or f"runs/reproduce-{preset}")
+  figures = destination(preset, root)
+  experiment.enable_compilation_cache()
   results = {}
   for name in only:
     module = importlib.import_module(f"experiments.{name}")
@@ -113,9 +134,10 @@ def main(argv):
       shutil.rmtree(root / name)
     fresh = not (root / name).exists()
     start = time.time()
-    print(f"== {name} ({EXPERIMENTS[name]})", flush=True)
+    print(f"== {name} ({_described(name)})", flush=True)
     try:
-      claims = experiment.execute(name, module.get_config(preset), root / name, module.run)
+      claims = experiment.execute(name, module.get_config(preset), root / name, module.PARTS,
+                                  validate=getattr(module, "validate", None))
       status = "ok"
     except Exception as e:  # pylint: disable=broad-except
       traceback.print_exc()
@@ -129,15 +151,18 @@ def main(argv):
     results[name] = (status, claims, seconds)
     if status == "ok":
       experiment.print_claims(name, claims)
-      experiment.copy_figures(root / name, ROOT / "figures" / name)
+      if figures != root:
+        experiment.copy_figures(root / name, figures / name)
     print(f"   {seconds:.0f} s", flush=True)
 
   # Experiments not run this time keep the results of their last run under `root`.
-  for name in EXPERIMENTS:
+  everything = list(EXPERIMENTS) + list(BENCHMARKS)
+  for name in everything:
     if name not in results and (root / name / "claims.json").exists():
       results[name] = load_results(root / name)
-  results = {name: results[name] for name in EXPERIMENTS if name in results}
-  table_path = ROOT / "figures" / ("CLAIMS.md" if preset == "quick" else f"CLAIMS-{preset}.md")
+  results = {name: results[name] for name in everything if name in results}
+  figures.mkdir(parents=True, exist_ok=True)
+  table_path = figures / "CLAIMS.md"
   table_path.write_text(claims_table(results))
   print(f"claims table: {table_path}")
   return 1 if any(s != "ok" for s, _, _ in results.values()) else 0

@@ -53,6 +53,21 @@ from noisejax.errors import ConfigError, NonFiniteLossError, check_choice
 PRESETS = config_lib.PRESETS
 
 
+def enable_compilation_cache(directory=None):
+  """JAX's persistent compilation cache, so a second run of the same programs does not
+  compile them again: `directory`, else $NOISEJAX_CACHE_DIR, else ~/.cache/noisejax/jax
+  (under $XDG_CACHE_HOME if set). NOISEJAX_CACHE_DIR=off disables it."""
+  directory = directory or os.environ.get("NOISEJAX_CACHE_DIR")
+  if directory == "off":
+    return None
+  if not directory:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "noisejax", "jax")
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+  return directory
+
+
 def part_key(seed: int, part: str):
   """The PRNG key of one part of an experiment: fold_in(key(seed), crc32(part))."""
   return jax.random.fold_in(jax.random.key(seed), zlib.crc32(part.encode()))
@@ -331,6 +346,8 @@ def parse_value(field: str, text: str, current):
   if isinstance(current, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
     return float(value)
   if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list, int, float, str)):
+    if isinstance(value, str):  # a,b,c: a tuple of words or numbers
+      value = tuple(parse_value(field, v.strip(), None) for v in value.split(",") if v.strip())
     value = value if isinstance(value, (tuple, list)) else (value,)
     return type(current)(value)
   raise ConfigError(field, text, reason=f"expects a {type(current).__name__}")
@@ -402,6 +419,7 @@ def main(name: str, get_config: Callable, parts: dict, argv=None, *,
   """The command line of every experiment module."""
   from noisejax.data import DataUnavailableError  # pylint: disable=g-import-not-at-top
   argv = sys.argv[1:] if argv is None else argv
+  enable_compilation_cache()
   try:
     args = parse_args(argv)
     if args is None:
@@ -424,11 +442,12 @@ def main(name: str, get_config: Callable, parts: dict, argv=None, *,
 
 
 def copy_figures(workdir, destination):
-  """Copies a run's PNG figures into `destination` (e.g. figures/<name>/)."""
+  """Copies a run's figures (PNG) and tables (Markdown) into `destination`."""
   destination = pathlib.Path(destination)
   destination.mkdir(parents=True, exist_ok=True)
   copied = []
-  for png in sorted(pathlib.Path(workdir).glob("*.png")):
+  workdir = pathlib.Path(workdir)
+  for png in sorted(list(workdir.glob("*.png")) + list(workdir.glob("*.md"))):
     shutil.copy2(png, destination / png.name)
     copied.append(destination / png.name)
   return copied

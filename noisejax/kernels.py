@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from noisejax.errors import ConfigError
 
@@ -122,7 +123,6 @@ def kernel_gd_steps(alpha_N, k_NxN, y_N, precond: Preconditioner, num_steps):
 
 def log_spaced_steps(max_steps: int, num: int):
   """Sorted unique evaluation steps 0, 1, …, max_steps, roughly evenly spaced in log scale."""
-  import numpy as np
   steps = np.unique(np.round(np.logspace(0, np.log10(max_steps), num)).astype(int))
   return [0] + [int(s) for s in steps if s > 0]
 

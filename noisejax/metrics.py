@@ -9,12 +9,23 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def _ranks(v):
+  """Ranks 0..n−1 with ties given their average rank."""
+  order = np.argsort(v, kind="stable")
+  ranks = np.empty(len(v), np.float64)
+  ranks[order] = np.arange(len(v))
+  _, inverse = np.unique(v, return_inverse=True)
+  return np.bincount(inverse, ranks)[inverse] / np.bincount(inverse)[inverse]
+
+
 def spearman(a, b) -> float:
-  """Spearman rank correlation of two sequences (NaN for fewer than 3 points or a
-  constant sequence)."""
+  """Spearman rank correlation ρ = corr(rank a, rank b), ties ranked by their average (NaN
+  for fewer than 3 points or a constant sequence)."""
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-  if len(a) < 3 or np.std(ra) == 0 or np.std(rb) == 0:
+  if len(a) < 3:
+    return float("nan")
+  ra, rb = _ranks(a), _ranks(b)
+  if np.std(ra) == 0 or np.std(rb) == 0:
     return float("nan")
   return float(np.corrcoef(ra, rb)[0, 1])
 

@@ -17,8 +17,10 @@ Which architecture comes from where:
   LeNet5            LeCun et al. 1998, ReLU/max-pool variant (a small reference CNN).
   FixedOutputNet    early-stopping eq. 2 (v = ±1/√k); misclassification Thms 3–4 (V = ±1).
   PatchCNN          label-noise feature learning (ICML 2025): two-layer ReLU patch CNN.
+  VGG               label-noise feature learning, real-data check (the paper's public
+                    code: VGG-11/13/16 with BatchNorm for 32×32 images).
 
-BatchNorm and per-sample gradients. ResNet9, ResNet20 and WRN28_2 have BatchNorm
+BatchNorm and per-sample gradients. ResNet9, ResNet20, WRN28_2 and VGG have BatchNorm
 (`norm="batch"`, the papers' architecture) and keep running statistics in
 `variables["batch_stats"]`. With `train=False` BatchNorm normalizes with those running
 statistics, so the network is a per-sample function: output i depends on x_i only, and
@@ -46,12 +48,23 @@ from noisejax.errors import ConfigError
 
 Array = Any
 
+def _linear(z):
+  return z
+
+
+def _leaky_relu_0_1(z):
+  return jax.nn.leaky_relu(z, negative_slope=0.1)
+
+
+# The one registry of elementwise nonlinearities (models, theory modules, experiments).
 ACTIVATIONS = {
     "relu": nn.relu,
-    "leaky_relu": nn.leaky_relu,  # negative slope 0.01
-    "linear": lambda z: z,
+    "leaky_relu": nn.leaky_relu,  # negative slope 0.01 (the Flax / PyTorch default)
+    "leaky_relu_0.1": _leaky_relu_0_1,  # slope 0.1: misclassification (pure-noise) Sec. 3
+    "linear": _linear,
     "softplus": nn.softplus,
     "tanh": jnp.tanh,
+    "gelu": jax.nn.gelu,
     "mish": jax.nn.mish,  # x·tanh(softplus(x)), used by the clean-priority ResNet-9
 }
 
@@ -501,6 +514,54 @@ class WRN28_2(nn.Module):  # pylint: disable=invalid-name
 
 
 # ----------------------------------------------------------------------------
+# VGG for CIFAR.
+
+# VGG configurations (Simonyan & Zisserman 2015), CIFAR variant of the feature-learning
+# paper's public code: 3×3 convs (pad 1) with BatchNorm and ReLU, 2×2 max-pools ("M"),
+# global average pool, then 512 → 4096 → 4096 → outputs.
+VGG_CONFIGS = {
+    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg13": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"),
+}
+
+
+class VGG(nn.Module):
+  """VGG with BatchNorm for 32×32 images, as in the feature-learning paper's public code.
+
+  Conv 3×3 (pad 1) → BN → ReLU blocks and 2×2 max-pools per `VGG_CONFIGS[config]`, global
+  average pool, classifier 512 → 4096 → ReLU → 4096 → ReLU → num_outputs. Init as that
+  code: convs Kaiming-normal (fan_out), linears N(0, 0.01²), biases 0. Its classifier's
+  dropout layers are left out: `noisejax.train` steps carry no dropout key. Registered as
+  "vgg11", "vgg13", "vgg16"; VGG-16: 33,613,890 parameters (2 classes).
+  """
+  config: str = "vgg16"
+  num_outputs: int = 2
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    _check("config", self.config, tuple(VGG_CONFIGS))
+    conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+    dense_init = nn.initializers.normal(0.01)
+    h = x
+    conv = 0
+    for item in VGG_CONFIGS[self.config]:
+      if item == "M":
+        h = _max_pool(h)
+        continue
+      conv += 1
+      h = nn.Conv(item, (3, 3), padding=1, kernel_init=conv_init, name=f"conv{conv}")(h)
+      h = nn.relu(_norm(h, "batch", train, name=f"bn{conv}"))
+      self.sow("intermediates", f"conv{conv}_act", h)
+    h = h.mean(axis=(1, 2))
+    for k in (1, 2):
+      h = nn.relu(nn.Dense(4096, kernel_init=dense_init, name=f"dense{k}")(h))
+      self.sow("intermediates", f"dense{k}_act", h)
+    return nn.Dense(self.num_outputs, kernel_init=dense_init, name="output")(h)
+
+
+# ----------------------------------------------------------------------------
 # Registry and helpers.
 
 _REGISTRY = {
@@ -513,8 +574,10 @@ _REGISTRY = {
     "early_stop_cnn": EarlyStopCNN,
     "fixed_output_net": FixedOutputNet,
     "patch_cnn": PatchCNN,
+    **{name: VGG for name in VGG_CONFIGS},
 }
 MODELS = tuple(_REGISTRY)
+_FIXED = {name: {"config": name} for name in VGG_CONFIGS}  # fields the name sets
 
 _CHOICES = {"activation": tuple(ACTIVATIONS), "weight_init": INITS, "norm": NORMS,
             "parameterization": PARAMETERIZATIONS, "output": FIXED_OUTPUTS}
@@ -533,7 +596,9 @@ def get_model(name: str, num_outputs: int, **kwargs) -> nn.Module:
   alias = "init" if "init" in kwargs else "weight_init"
   if "init" in kwargs:
     kwargs["weight_init"] = kwargs.pop("init")
-  fields = [f for f in cls.__dataclass_fields__ if f not in ("parent", "name", "num_outputs")]
+  fixed = _FIXED.get(name, {})
+  fields = [f for f in cls.__dataclass_fields__
+            if f not in ("parent", "name", "num_outputs", *fixed)]
   for key, value in kwargs.items():
     field = alias if key == "weight_init" else key
     if key not in fields:
@@ -542,7 +607,7 @@ def get_model(name: str, num_outputs: int, **kwargs) -> nn.Module:
       _check(field, value, _CHOICES[key])
   if name in ("fixed_output_net", "patch_cnn"):
     _check_single_output(cls.__name__, num_outputs)
-  return cls(num_outputs=num_outputs, **kwargs)
+  return cls(num_outputs=num_outputs, **fixed, **kwargs)
 
 
 def hidden_activations(model: nn.Module, variables, x, train: bool = False) -> dict:

@@ -5,17 +5,22 @@ is A_N(x) = |{i : unit i of the layer is > 0 on x}|, and the typical number of a
 neurons is E_x A_N(x) over the inputs. For convolutional layers every (position, channel)
 is one unit, so ResNet-20's last block has 8·8·64 = 4096 units (§6.4). `layer_sparsity`
 is the one place this is measured; every experiment calls it with the activations of its
-own model (e.g. `models.hidden_activations`) on training or test inputs.
+own model (`activations_fn(model, variables)`: `models.hidden_activations`, compiled) on
+training or test inputs; `typical_active` is the same for one layer, as one compiled
+function of the variables, and `activity_eval_fn` measures it during training.
 
 Appendix F: a neuron is digit (class) associated when it fires at least twice as often
 for one class as for any other (`class_associated`).
 """
 
+import functools
 from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from noisejax import models
 
 
 def active_units(acts_NxU):
@@ -46,6 +51,34 @@ def layer_sizes(activations: Mapping[str, jax.Array]) -> dict:
   return {name: int(np.prod(acts.shape[1:])) for name, acts in activations.items()}
 
 
+_hidden_activations = jax.jit(models.hidden_activations, static_argnames=("model", "train"))
+
+
+def activations_fn(model, variables) -> Callable:
+  """x_B -> {layer: post-activations} of `model` (eval mode), compiled once per model."""
+  return functools.partial(_hidden_activations, model, variables)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "layer"))
+def typical_active(model, variables, x, layer: str = "hidden_0"):
+  """(E_x A_N(x), E_x A_N(x)/units) of one layer of `model` on the inputs x (Definition 1)."""
+  acts = models.hidden_activations(model, variables, x)[layer]
+  return jnp.mean(active_units(acts)), active_fraction(acts)
+
+
+def activity_eval_fn(*, count: bool = False, x_train=None, x_test=None,
+                     layer: str = "hidden_0") -> Callable:
+  """A `train.train_classifier` eval_fn: {"active_train", "active_test"}, the typical
+  number of active units E_x A_N(x) of `layer` (count=True) or their fraction, on x_train
+  and x_test (default: each run's own training and test inputs)."""
+  def eval_fn(snapshot):
+    xs = {"active_train": snapshot.splits.x_train if x_train is None else x_train,
+          "active_test": snapshot.splits.x_test if x_test is None else x_test}
+    return {k: typical_active(snapshot.model, snapshot.variables, x, layer)[0 if count else 1]
+            for k, x in xs.items()}
+  return eval_fn
+
+
 def dataset_sparsity(activations_fn: Callable, x, batch_size: int = 1000) -> dict:
   """`layer_sparsity` over a whole input set, in chunks of `batch_size` inputs.
 
@@ -69,6 +102,30 @@ def firing_counts(acts_NxU, labels_N, num_classes: int):
   acts_NxU = jnp.reshape(acts_NxU, (acts_NxU.shape[0], -1))
   onehot_NxC = jax.nn.one_hot(labels_N, num_classes, dtype=jnp.float32)
   return jnp.round((acts_NxU > 0).astype(jnp.float32).T @ onehot_NxC).astype(jnp.int32)
+
+
+def dataset_firing_counts(activations_fn_: Callable, x, labels_N, num_classes: int, *,
+                          layer: str = "hidden_0", batch_size: int = 1000):
+  """`firing_counts` of one layer over a whole input set, in chunks: counts_UxC (numpy)."""
+  total = 0
+  for start in range(0, len(x), batch_size):
+    acts = activations_fn_(x[start:start + batch_size])[layer]
+    total = total + np.asarray(firing_counts(acts, labels_N[start:start + batch_size],
+                                             num_classes))
+  return total
+
+
+def class_activity(activations_fn_: Callable, x, labels_N, num_classes: int, *,
+                   ratio: float = 2.0, layer: str = "hidden_0", batch_size: int = 1000):
+  """Appendix F for one layer over a whole input set: {"active_fraction": E_x A(x)/units,
+  "firing_counts": counts_UxC, "associated": the number of class-associated units
+  (`class_associated`), "never_fire": the number of units that fire on no input}."""
+  counts_UxC = dataset_firing_counts(activations_fn_, x, labels_N, num_classes, layer=layer,
+                                     batch_size=batch_size)
+  mask, _ = class_associated(counts_UxC, ratio)
+  return {"active_fraction": dataset_sparsity(activations_fn_, x, batch_size)[layer],
+          "firing_counts": counts_UxC, "associated": int(np.sum(mask)),
+          "never_fire": int(np.sum(counts_UxC.sum(1) == 0))}
 
 
 def class_associated(counts_UxC, ratio: float = 2.0):

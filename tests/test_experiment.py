@@ -104,6 +104,8 @@ def test_overrides_keep_types():
   assert config.steps == 7 and config.scale == 2.0 and isinstance(config.scale, float)
   assert config.tag == "b" and config.classes == (0, 1) and config.optim.lr == 1e-3
   assert config.noise.kind == "pair"
+  experiment.apply_override(config, "parts", "first,second")
+  assert config.parts == ("first", "second")
 
 
 def test_unknown_field_names_valid_choices():

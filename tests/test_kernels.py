@@ -1,11 +1,11 @@
-"""Kernels, the GD / EigenPro iterations, and the Fig. 9 experiment on tiny data."""
+"""Kernels and the GD / EigenPro iterations (the Fig. 9 experiment: tests/experiments/)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from noisejax import experiment, kernels
+from noisejax import kernels
 from noisejax.errors import ConfigError
 
 
@@ -71,18 +71,3 @@ def test_eigenpro_fits_top_directions_in_one_step_and_speeds_up_convergence():
 def test_log_spaced_steps():
   steps = kernels.log_spaced_steps(1000, 10)
   assert steps[0] == 0 and steps[-1] == 1000 and steps == sorted(set(steps))
-
-
-def test_kernel_early_stopping_experiment_tiny(tmp_path):
-  from experiments import kernel_early_stopping as module
-  cfg = module.get_config("quick")
-  cfg.data.limit = 200
-  cfg.kernel.steps, cfg.kernel.num_evals = 3000, 12
-  claims = experiment.execute("kernel_early_stopping", cfg, tmp_path, module.run)
-  assert [c.id for c in claims] == ["fig9_laplacian_below_noise", "fig9_laplacian_u_shape",
-                                    "fig9_gaussian_below_noise", "fig9_gaussian_u_shape"]
-  assert claims[0].passed  # even 200 samples with 40% noise: best test error < 0.4
-  assert (tmp_path / "fig9_kernel_early_stopping.png").exists()
-  records = experiment.Run("k", cfg, tmp_path).read_metrics()
-  assert {r["kernel"] for r in records} == {"laplacian", "gaussian"}
-  assert records[0]["test_error"] == 0.5  # f = 0 at step 0 predicts class 0 everywhere

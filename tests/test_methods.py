@@ -16,7 +16,7 @@ from test_train import make_splits
 def spec_for(method, **optim):
   config = cfg.training(cfg.model("mlp", hidden=(8,)), cfg.loss("cross_entropy"),
                         cfg.optim("sgd", lr=0.5, batch_size=16, epochs=1, **optim))
-  spec = train.make_spec(config, 2, 96)
+  spec = train.make_spec(config, 2, 96, (4,))
   return dataclasses.replace(spec, method=method)
 
 
@@ -115,7 +115,7 @@ def test_epoch_hook_sets_the_per_sample_targets_the_step_uses():
   method = methods.Method("relabel", on_epoch=relabel_everything_as_zero)
   config = cfg.training(cfg.model("mlp", hidden=(8,)), cfg.loss("cross_entropy"),
                         cfg.optim("sgd", lr=0.5, batch_size=16, epochs=4))
-  spec = dataclasses.replace(train.make_spec(config, 2, 96), method=method)
+  spec = dataclasses.replace(train.make_spec(config, 2, 96, (4,)), method=method)
   state = train.init_state(spec, jax.random.key(0), splits.x_train[:1], lr=0.5)
   keys = {"shuffle": jax.random.key(1), "step": jax.random.key(2)}
   result = train.fit(spec, state, splits, config.optim, keys=keys, batched=False)

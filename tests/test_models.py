@@ -99,6 +99,18 @@ def test_param_count_wrn28_2():
   assert models.count_params(v) == expected
 
 
+@pytest.mark.parametrize("name", ["vgg11", "vgg16"])
+def test_param_count_vgg(name):
+  widths = [w for w in models.VGG_CONFIGS[name] if w != "M"]
+  convs = sum(conv(3, cin, cout) + bn(cout) for cin, cout in zip([3] + widths, widths))
+  expected = convs + dense(512, 4096) + dense(4096, 4096) + dense(4096, 2)
+  assert expected == {"vgg11": 28_116_738, "vgg16": 33_613_890}[name]
+  v = _shape_init(models.get_model(name, 2), (1, 32, 32, 3))
+  assert models.count_params(v) == expected
+  assert "batch_stats" in v
+  assert models.get_model(name, 2) == models.VGG(name, 2)
+
+
 def test_param_count_mlp_fixed_output_and_patch_cnn():
   v = _shape_init(models.get_model("mlp", 1, hidden=(512, 512)), (1, 784))
   assert models.count_params(v) == dense(784, 512) + dense(512, 512) + dense(512, 1)
@@ -309,14 +321,33 @@ def test_eval_mode_batchnorm_is_per_sample():
 
 
 # ----------------------------------------------------------------------------
+# Activations: one registry for models, theory modules and experiments.
+
+
+def test_activation_registry_values():
+  z = jnp.array([-2.0, 0.0, 3.0])
+  np.testing.assert_allclose(models.activation_fn("leaky_relu")(z), [-0.02, 0, 3], rtol=1e-6)
+  np.testing.assert_allclose(models.activation_fn("leaky_relu_0.1")(z), [-0.2, 0, 3], rtol=1e-6)
+  np.testing.assert_allclose(models.activation_fn("linear")(z), z)
+  np.testing.assert_allclose(models.activation_fn("softplus")(z), np.log1p(np.exp(z)), rtol=1e-6)
+  np.testing.assert_allclose(models.activation_fn("gelu")(z), jax.nn.gelu(z))
+  # The names the theory modules use (clusterable, pure_noise, ntk_angles) all exist.
+  assert {"relu", "softplus", "tanh", "gelu", "leaky_relu_0.1", "linear"} <= set(models.ACTIVATIONS)
+  with pytest.raises(ConfigError, match="model.activation"):
+    models.activation_fn("swish")
+
+
+# ----------------------------------------------------------------------------
 # Registry errors.
 
 
 def test_get_model_errors_name_the_field():
   with pytest.raises(ConfigError, match=r"config\.model\.name='resnet50'"):
     models.get_model("resnet50", 10)
-  with pytest.raises(ConfigError, match=r"config\.model\.activation='gelu'"):
-    models.get_model("mlp", 10, activation="gelu")
+  with pytest.raises(ConfigError, match=r"config\.model\.activation='swish'"):
+    models.get_model("mlp", 10, activation="swish")
+  with pytest.raises(ConfigError, match=r"config\.model\.config="):
+    models.get_model("vgg16", 2, config="vgg11")     # the name fixes the configuration
   with pytest.raises(ConfigError, match=r"config\.model\.norm='layer'"):
     models.get_model("resnet20", 10, norm="layer")
   with pytest.raises(ConfigError, match=r"config\.model\.init='xavier'"):
@@ -326,4 +357,5 @@ def test_get_model_errors_name_the_field():
   with pytest.raises(ConfigError, match=r"config\.model\.num_outputs=10"):
     models.get_model("patch_cnn", 10)
   assert set(models.MODELS) == {"mlp", "clean_priority_cnn", "resnet9", "resnet20", "wrn28_2",
-                                "lenet5", "early_stop_cnn", "fixed_output_net", "patch_cnn"}
+                                "lenet5", "early_stop_cnn", "fixed_output_net", "patch_cnn",
+                                "vgg11", "vgg13", "vgg16"}

@@ -10,7 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from noisejax import losses, persample as ps
+from noisejax import losses, models, noise, persample as ps, synthetic
+from noisejax.persample import _taps
 
 # ----------------------------------------------------------------------------
 # Tiny models (the paper models are exercised by experiments/bench_persample.py).
@@ -233,11 +234,11 @@ def test_tiled_max_pool_routes_gradients_like_select_and_scatter():
   g = _normal(1, (2, 2, 3, 3))
   pool = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
   out_ref, vjp_ref = jax.vjp(pool, x)
-  out, vjp = jax.vjp(lambda x: ps._tiled_max_pool(x, (1, 2, 2, 1)), x)
+  out, vjp = jax.vjp(lambda x: _taps._tiled_max_pool(x, (1, 2, 2, 1)), x)
   np.testing.assert_array_equal(out, out_ref)
   np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
   (eqn,) = jax.make_jaxpr(pool)(x).jaxpr.eqns
-  assert ps._is_tiling_max_pool(eqn)
+  assert _taps._is_tiling_max_pool(eqn)
 
 
 # ----------------------------------------------------------------------------
@@ -269,6 +270,31 @@ def test_subset_stats_on_hand_made_vectors():
   assert np.isnan(subset_stats(grads, masks)["ratio"])              # empty noise subset
 
 
+def test_geometry_angle_to_an_empty_subset_is_nan_in_both_orders():
+  """Issue 10: with the FIRST subset empty, θ(g_1, g_0) was 90° while θ(g_0, g_1) was NaN."""
+  out = _np(jax.jit(ps.geometry)(np.ones(2, np.float32), np.array([[1, 0], [1, 0]], np.float32),
+                                 np.array([[4, 0], [0, 0]], np.float32)))
+  np.testing.assert_allclose(out["subset_angles_SxS"][0, 0], 0.0, atol=1e-3)
+  assert np.isnan(out["subset_angles_SxS"][[0, 1, 1], [1, 0, 1]]).all()
+  np.testing.assert_allclose(out["angles_BxS"][:, 0], [60.0, 60.0], atol=1e-3)  # cos = 1/2
+  assert np.isnan(out["angles_BxS"][:, 1]).all()
+  assert np.isnan(out["ratio"])
+
+
+@pytest.mark.parametrize("outputs,loss_name", [(4, "cross_entropy"), (1, "logistic")])
+def test_residuals_are_f_minus_y_for_cross_entropy_and_logistic(outputs, loss_name):
+  h = _normal(0, (6, outputs))
+  y = np.array([0, 1, 1, 0, 1, 0]) if outputs == 1 else np.array([0, 3, 1, 2, 2, 0])
+  f_minus_y = ps.link(h) - (y[:, None] if outputs == 1 else np.eye(outputs)[y])
+  np.testing.assert_allclose(jax.jit(ps.residuals)(h, y), f_minus_y, atol=1e-6)
+  loss_fn = losses.make_loss(loss_name, max(outputs, 2))
+  np.testing.assert_allclose(jax.jit(lambda h, y: ps.residuals(h, y, loss_fn))(h, y),
+                             f_minus_y, atol=1e-6)
+  squared = losses.make_loss("squared", 4)
+  if outputs == 4:  # any other loss: ∂l/∂h, not f − y
+    np.testing.assert_allclose(ps.residuals(h, y, squared), h - np.eye(4)[y], atol=1e-6)
+
+
 # ----------------------------------------------------------------------------
 # The tap engine against the vmap route and against per-sample jax.grad.
 
@@ -298,8 +324,8 @@ def test_tap_stats_equal_materialized_stats(b):
   x, params, apply_fn = _setup(TinyMLP(), (b, 4))
   cot = _normal(4, (2, b, 3))
   w = (_normal(5, (b, 3)) > 0).astype(np.float32)
-  prog = ps._program(apply_fn, params, x[0])
-  assert any(t.kind == "dot" and ps._use_factored(t, 1, b, 16, 12, 2, 3) for t in prog.taps)
+  prog = _taps.program(apply_fn, params, x[0])
+  assert any(t.kind == "dot" and _taps._use_factored(t, 1, b, 16, 12, 2, 3) for t in prog.taps)
   stats, outputs, aux = _np(_jit(ps.sample_grad_stats, apply_fn=apply_fn, method="taps",
                                  cotangent_fn=lambda h: (cot, h.sum()))(
                                      params=params, x_B=x, weights_BxS=w))
@@ -419,70 +445,113 @@ def test_diagnostic_step_compiles_once():
   assert losses_seen[-1] < losses_seen[0]
 
 
-def test_diagnostic_train_step_on_a_batchnorm_train_state():
-  from noisejax import train  # pylint: disable=g-import-not-at-top
-  b, c = 6, 3
-  model = TinyBN()
-  x = _normal(0, (b, 6, 6, 1))
-  true, given = _noisy_batch(b, c)
-  variables = _init(model, x)
-  state = train.TrainState.create(apply_fn=model.apply, params=variables["params"],
-                                  tx=optax.sgd(0.1), batch_stats=variables["batch_stats"])
-  loss_fn = losses.make_loss("cross_entropy", c)
-  step = jax.jit(lambda s, *a: ps.diagnostic_train_step(s, *a, loss_fn=loss_fn, num_classes=c))
-  new_state, metrics = step(state, x, given, true)
-  assert int(new_state.step) == 1
-  assert not np.allclose(new_state.batch_stats["BatchNorm_0"]["mean"],
-                         state.batch_stats["BatchNorm_0"]["mean"])
-  # Diagnostics are eval-mode (running statistics) sample gradients.
-  apply_fn = ps.eval_apply_fn(model, state.batch_stats)
-  v_full, _ = _reference_diagnostics(apply_fn, loss_fn, state.params, x, given, true, 3)
-  np.testing.assert_allclose(metrics["grad_norms_B"], np.linalg.norm(v_full, axis=1), rtol=1e-4)
+# ----------------------------------------------------------------------------
+# Subset gradients of a model on a noisy set (clean-priority §3.2, Figs. 4, 6, 8, 10).
 
 
-@pytest.mark.parametrize("outputs", [3, 1])
-def test_logit_subset_stats_match_single_logit_gradients(outputs):
+@pytest.mark.parametrize("model,x_shape,outputs", [
+    (TinyMLP(outputs=3), (4,), 3), (TinyMLP(outputs=1), (4,), 1), (TinyBN(), (6, 6, 1), 3)])
+def test_subset_gradient_stats_match_single_logit_gradients(model, x_shape, outputs):
   b, c = 10, max(outputs, 2)
-  x, params, apply_fn = _setup(TinyMLP(outputs=outputs), (b, 4))
+  x = _normal(0, (b,) + x_shape)
+  variables = _init(model, x)
+  apply_fn = ps.eval_apply_fn(model, variables.get("batch_stats"))  # BN: running statistics
   true, given = _noisy_batch(b, c, seed=2)
-  out = _np(_jit(ps.logit_subset_stats, apply_fn=apply_fn, num_classes=c)(
-      params=params, x_B=x, labels_B=given, true_labels_B=true))
+  out = _np(ps.subset_gradient_stats(model, variables, x, given, true, num_classes=c))
   onehot = np.eye(c, dtype=np.float32)[given] if outputs > 1 else given[:, None]
-  grads = _np(_jit(ps.single_logit_grads, apply_fn=apply_fn)(params=params, x_B=x,
-                                                             targets_BxC=onehot))
+  grads = _np(_jit(ps.single_logit_grads, apply_fn=apply_fn)(
+      params=variables["params"], x_B=x, targets_BxC=onehot))
   for cls in range(c):
     g_c = _flat(grads if outputs == 1 else jax.tree.map(lambda g: g[:, cls], grads))
     masks = out["masks_BxCx3"][:, cls]
     subsets = [g_c[masks[:, k]].sum(0) for k in range(3)]
-    np.testing.assert_allclose(out["subset_norms_Cx3"][cls], np.linalg.norm(subsets, axis=1),
+    np.testing.assert_allclose(out["norms_Cx3"][cls], np.linalg.norm(subsets, axis=1),
                                rtol=1e-4)
-    for k in range(3):
-      np.testing.assert_allclose(out["angles_CxBx3"][cls][:, k],
-                                 [_angle_np(g, subsets[k]) for g in g_c], atol=0.05)
-    np.testing.assert_allclose(out["subset_angles_Cx3x3"][cls][0, 1],
-                               _angle_np(subsets[0], subsets[1]), atol=0.05)
+    np.testing.assert_allclose(out["angles_CxB"][cls], [_angle_np(g, subsets[0]) for g in g_c],
+                               atol=0.05)
+    np.testing.assert_allclose(out["subset_angles_Cx3"][cls][1:],
+                               [_angle_np(subsets[k], subsets[0]) for k in (1, 2)], atol=0.05)
+    np.testing.assert_allclose(out["ratio_C"][cls],
+                               np.linalg.norm(subsets[0]) / np.linalg.norm(subsets[1]), rtol=1e-4)
 
 
-# ----------------------------------------------------------------------------
-# The benchmark's report (its timings are produced by `python -m experiments.bench_persample`).
+def _multiclass_setup(num_classes=4, n=24, seed=0):
+  model = models.get_model("mlp", num_classes, hidden=(8,))
+  x = jax.random.normal(jax.random.key(seed), (n, 5))
+  true = jnp.arange(n) % num_classes
+  given = jnp.where(jnp.arange(n) % 3 == 0, (true + 1) % num_classes, true)
+  variables = model.init(jax.random.key(seed + 1), x[:1])
+  return model, variables, x, given, true
 
 
-def test_benchmark_targets_table_and_missing_torch(monkeypatch):
-  import sys  # pylint: disable=g-import-not-at-top
-  from experiments import bench_persample as bench  # pylint: disable=g-import-not-at-top
-  monkeypatch.setitem(sys.modules, "torch", None)        # `import torch` raises ImportError
-  assert bench._torch() is None
-  config = bench.get_config("quick")
-  row = lambda kind, b, ratio, speedup: {
-      "model": kind, "batch": b, "plain_s": 1.0, "diag_s": ratio, "diag_over_plain": ratio,
-      "torch_s": ratio * speedup, "torch_over_diag": speedup, "compile_plain_s": 1.0,
-      "compile_diag_s": 2.0, "rounds": 3, "torch_vs_diag": {"rel": 1e-5, "cos": 1e-6}}
-  rows = [row("fcn", 256, 1.4, 3.0), row("cnn", 32, 1.9, 2.5), row("cnn", 512, 2.1, 1.5)]
-  targets = bench._targets(rows, config)
-  assert [t["passed"] for t in targets] == [False, True, False, True]
-  table = bench._table(rows, 2, None, targets, (1.0, 2.0))
-  assert "| CNN | 512 |" in table and "NOT met" in table and "torch absent" in table
-  errors = bench._max_errors({"angle_to_clean_B": np.array([10.0, np.nan]), "x_B": np.ones(2)},
-                             {"angle_to_clean_B": np.array([10.0, np.nan]), "x_B": np.ones(2)})
-  assert errors == {"rel": 0.0, "cos": 0.0}
-  assert bench._max_errors({"x": np.array([np.nan])}, {"x": np.array([1.0])})["rel"] == np.inf
+def test_single_logit_gradients_sum_to_the_full_gradient_and_give_the_subset_norms():
+  model, variables, x, given, true = _multiclass_setup()
+  apply_fn = ps.eval_apply_fn(model)
+  params = variables["params"]
+  onehot = jax.nn.one_hot(given, 4)
+  per_logit = np.asarray(jax.jit(lambda p: ps.flatten_tree(jax.tree.map(
+      lambda g: g.reshape((-1,) + g.shape[2:]),
+      ps.single_logit_grads(apply_fn, p, x, onehot))))(params)).reshape(24, 4, -1)
+  ce = losses.make_loss("cross_entropy", 4)
+  full = jax.jit(lambda p: ps.flatten_tree(ps.per_sample_grads(
+      lambda p, xi, yi: ce(apply_fn(p, xi[None]), yi[None])[0], p, (x, given))))(params)
+  np.testing.assert_allclose(per_logit.sum(1), full, atol=1e-5)
+
+  stats = ps.subset_gradient_stats(model, variables, x, given, true, num_classes=4)
+  masks = np.asarray(ps.subset_masks(true, given, 4))
+  for c in range(4):
+    sums = [(per_logit[:, c] * masks[:, c, k][:, None]).sum(0) for k in range(3)]
+    np.testing.assert_allclose(stats["norms_Cx3"][c], np.linalg.norm(sums, axis=1), rtol=1e-4)
+    cos = sums[1] @ sums[0] / (np.linalg.norm(sums[1]) * np.linalg.norm(sums[0]))
+    np.testing.assert_allclose(np.cos(np.radians(stats["subset_angles_Cx3"][c, 1])), cos,
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_by_class_route_equals_the_full_computation(num_classes):
+  model, variables, x, given, true = _multiclass_setup(num_classes)
+  if num_classes == 2:
+    model = models.get_model("mlp", 1, hidden=(8,))
+    variables = model.init(jax.random.key(1), x[:1])
+  full = ps.subset_gradient_stats(model, variables, x, given, true, num_classes=num_classes)
+  idx, valid = ps.group_by_true_class(np.asarray(true), num_classes, 24 // num_classes,
+                                      jax.random.key(0))
+  assert valid.all() and all((np.asarray(true)[idx[c]] == c).all() for c in range(num_classes))
+  norms, cos = ps.clean_noise_stats_by_class(
+      model, variables, x[idx], given[idx], (given == true)[idx], jnp.asarray(valid))
+  np.testing.assert_allclose(norms, full["norms_Cx3"][:, :2], rtol=1e-4)
+  np.testing.assert_allclose(cos, np.cos(np.radians(full["subset_angles_Cx3"][:, 1])), atol=1e-4)
+  # A class without noisy samples: its clean/noise cosine is undefined (NaN), not 0.
+  _, cos = ps.clean_noise_stats_by_class(
+      model, variables, x[idx], given[idx], jnp.ones_like(given[idx], bool), jnp.asarray(valid))
+  assert np.isnan(cos).all()
+
+
+def test_group_by_true_class_pads_small_classes():
+  idx, valid = ps.group_by_true_class(np.array([0, 0, 0, 1]), 2, 3, jax.random.key(0))
+  assert idx.shape == (2, 3) and valid.sum(1).tolist() == [3, 1]
+  assert (idx[1] == 3).all()
+
+
+def test_eq8_ratio_and_opposite_subset_gradients_when_f_is_one_half():
+  """§3.2 / eq. 8: with f(w0; x) = 1/2 everywhere, g_noise^(c) ≈ −(δ/(1 − δ)) g_clean^(c).
+
+  The output layer is zeroed so that f = σ(0) = 1/2 exactly: residuals are ±1/2, and on the
+  tight Fig. 3 clusters ∇h barely varies within a cluster, so the ratio is the population
+  ratio 140/60 and the angle ≈ 180°.
+  """
+  x, y = synthetic.two_clusters_2d(jax.random.key(0), 200, spread=0.1)
+  noisy = noise.corrupt(jax.random.key(1), np.asarray(y), 2, "symmetric", 0.3)
+  model = models.get_model("mlp", 1, hidden=(64,))
+  variables = model.init(jax.random.key(2), x[:1])
+  variables["params"]["output"] = jax.tree.map(jnp.zeros_like, variables["params"]["output"])
+  stats = ps.subset_gradient_stats(
+      model, variables, x, jnp.asarray(noisy.labels), jnp.asarray(noisy.clean_labels),
+      num_classes=2)
+  assert np.all(stats["subset_angles_Cx3"][:, 1] > 178)
+  np.testing.assert_allclose(stats["ratio_C"], 0.7 / 0.3, rtol=0.02)
+  clean = stats["masks_BxCx3"][:, :, 0]
+  noisy_mask = stats["masks_BxCx3"][:, :, 1]
+  for c in (0, 1):  # per-sample θ_g: clean samples along g_clean, noisy ones against it
+    assert np.all(stats["angles_CxB"][c][clean[:, c]] < 30)
+    assert np.all(stats["angles_CxB"][c][noisy_mask[:, c]] > 150)

@@ -92,7 +92,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     train.train_classifier(config, splits, key=jax.random.key(0), checkpoint_dir=tmp_path)
   manager = train._manager(tmp_path)
   if manager.latest_step() is not None:  # every kept checkpoint holds finite parameters
-    spec = train.make_spec(config, 2, splits.num_train)
+    spec = train.make_spec(config, 2, splits.num_train, splits.input_shape)
     state = train.init_state(spec, jax.random.key(0), splits.x_train[:1], lr=1.0)
     restored, _, _ = train._restore(manager, state)
     assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(restored.params))
@@ -155,3 +155,86 @@ def test_eval_fn_and_log_fn_see_every_evaluation():
   assert [r["seed"] for r in logged] == [10, 11] * 3
   assert [r["run"] for r in result.histories[1]] == [1.0, 1.0, 1.0]
   assert result.histories[0][0]["norm"] != result.histories[0][-1]["norm"]
+
+
+class TinyBatchNormNet(__import__("flax").linen.Module):
+  """Dense → BatchNorm → ReLU → Dense: running statistics carried per run."""
+  num_outputs: int = 2
+
+  @__import__("flax").linen.compact
+  def __call__(self, x, train=False):
+    nn = __import__("flax").linen
+    h = nn.Dense(8)(x.reshape(x.shape[0], -1))
+    h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
+    return nn.Dense(self.num_outputs)(h)
+
+
+def test_batchnorm_runs_in_chunks_equal_separate_runs(monkeypatch, tmp_path):
+  """Runs with BatchNorm, trained 2 at a time (runs_per_program), equal single runs."""
+  from noisejax import models
+  monkeypatch.setitem(models._REGISTRY, "tiny_bn", TinyBatchNormNet)
+  config = training_config(epochs=2)
+  config.model = cfg.model("tiny_bn")
+  config.optim.runs_per_program = 2
+  splits = make_splits()
+  keys = jax.random.split(jax.random.key(7), 3)
+  chunked = train.train_classifier(config, splits, key=keys, checkpoint_dir=tmp_path)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["runs_0-1", "runs_2-2"]
+  assert len(chunked.histories) == 3 and chunked.state.batch_stats is not None
+  for r in range(3):
+    single = train.train_classifier(config, splits, key=keys[r])
+    chex.assert_trees_all_close(chunked.run_state(r).batch_stats, single.state.batch_stats,
+                                atol=1e-5)
+    chex.assert_trees_all_close(chunked.run_state(r).params, single.state.params, atol=1e-5)
+
+
+def test_resume_with_several_runs_is_exact(tmp_path):
+  """Kill after 2 of 4 epochs and resume: the same as an uninterrupted 3-run program."""
+  splits = make_splits()
+  keys = jax.random.split(jax.random.key(4), 3)
+  full = train.train_classifier(training_config(epochs=4), splits, key=keys,
+                                checkpoint_dir=tmp_path / "full")
+  train.train_classifier(training_config(epochs=2), splits, key=keys,
+                         checkpoint_dir=tmp_path / "resumed")
+  resumed = train.train_classifier(training_config(epochs=4), splits, key=keys,
+                                   checkpoint_dir=tmp_path / "resumed")
+  chex.assert_trees_all_equal(full.state, resumed.state)
+  assert resumed.histories == full.histories
+
+
+KILLED_SCRIPT = """
+import sys, time, jax
+sys.path.insert(0, {tests!r})
+from test_train import make_splits, training_config
+from noisejax import train
+train.train_classifier(training_config(epochs=12), make_splits(),
+                       key=jax.random.split(jax.random.key(4), 3), checkpoint_dir={ckpt!r},
+                       log_fn=lambda record: time.sleep(0.5))  # slow enough to be killed
+"""
+
+
+def test_killed_process_resumes_bit_for_bit(tmp_path):
+  """SIGKILL a 3-run training after its second checkpoint; resuming equals no kill."""
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+  tests = os.path.dirname(os.path.abspath(__file__))
+  ckpt = tmp_path / "killed"
+  script = KILLED_SCRIPT.format(tests=tests, ckpt=str(ckpt))
+  process = subprocess.Popen([sys.executable, "-c", script])
+  deadline = time.time() + 240
+  while time.time() < deadline and not (ckpt.exists() and len(
+      [p for p in ckpt.iterdir() if p.name.isdigit()]) >= 2):
+    time.sleep(0.2)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  steps = sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit())
+  assert steps and steps[-1] < 12 * 6, "the run finished before it could be killed"
+  keys = jax.random.split(jax.random.key(4), 3)
+  resumed = train.train_classifier(training_config(epochs=12), make_splits(), key=keys,
+                                   checkpoint_dir=ckpt)
+  full = train.train_classifier(training_config(epochs=12), make_splits(), key=keys)
+  chex.assert_trees_all_equal(full.state, resumed.state)
+  assert resumed.histories == full.histories

@@ -5,39 +5,43 @@ The one-hidden-layer network f(W, x) = vᵀφ(Wx) with fixed output weights v = 
 (eqs. 3–4); the neural-net cluster covariance Σ(C) and λ(C) (Def. 2.1); the signal
 subspace S₊ of cluster-constant vectors and Theorem 9.2's entrywise bound; the
 fraction of a vector lying in the top singular subspace of a Jacobian (Section 4).
+
+What experiments/clusterable_gd.py computes, callable from a Colab cell:
+  simulate / Setup.simulate   S such networks on S clusterable data sets
+                              (synthetic.clusterable) in one compiled program
+  fig5_simulation, perfect_clusters_simulation, distance_simulation, covariance_table
+                              the records of Fig. 5, Thms 7.1 / 9.2, Thm 2.3, Def. 2.1
+  TrainingProbe               an eval_fn for train.train_classifier: a CNN's distance
+                              from θ0, true-label error, held-out error, per-sample losses
+  corruption_sweep            Figs. 1, 3, 4a–b: one CNN training per corruption rate
+  jacobian_spectrum, jacobian_before_after
+                              Fig. 4c: σ(J) of a one-output model via persample.ntk_gram
+Activations φ are models.ACTIVATIONS (models.activation_fn).
 """
 
+import dataclasses
 import functools
 import math
+import pathlib
 from typing import Callable, NamedTuple, Union
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from noisejax import models
+from noisejax import data as data_lib
+from noisejax import metrics, models
+from noisejax import noise as noise_lib
+from noisejax import persample, synthetic, train
 from noisejax.errors import ConfigError
-
-ACTIVATIONS = {
-    "relu": jax.nn.relu,
-    "softplus": jax.nn.softplus,
-    "tanh": jnp.tanh,
-    "gelu": jax.nn.gelu,
-}
-
-
-def activation_fn(name: str) -> Callable:
-  """The activation φ called `name` (one of ACTIVATIONS)."""
-  if name not in ACTIVATIONS:
-    raise ConfigError("activation", name, tuple(ACTIVATIONS))
-  return ACTIVATIONS[name]
 
 
 def _elementwise_derivative(activation: Union[str, Callable]) -> Callable:
   """z ↦ φ'(z) applied entrywise to an array of any shape."""
   if activation == "relu":
     return lambda z: (z > 0).astype(z.dtype)
-  phi = activation_fn(activation) if isinstance(activation, str) else activation
+  phi = models.activation_fn(activation) if isinstance(activation, str) else activation
   scalar = jax.grad(phi)
   return lambda z: jnp.vectorize(scalar)(z)
 
@@ -60,6 +64,7 @@ def relu_derivative_kernel(centers_KxD) -> jnp.ndarray:
   return (jnp.pi - theta_KxK) / (2 * jnp.pi)
 
 
+@jax.jit
 def cluster_covariance(centers_KxD) -> jnp.ndarray:
   """Σ(C) = (C Cᵀ) ⊙ E_g[φ'(Cg) φ'(Cg)ᵀ] for ReLU, in closed form (Definition 2.1).
 
@@ -74,7 +79,7 @@ def cluster_covariance_mc(key, centers_KxD, *, activation="relu", num_samples=10
                           batch_size=10_000) -> jnp.ndarray:
   """Monte-Carlo Σ(C) = (C Cᵀ) ⊙ (1/m) Σ_j φ'(C g_j) φ'(C g_j)ᵀ, g_j ~ N(0, I_d) (Def. 2.1).
 
-  Any φ in ACTIVATIONS; samples are drawn in batches of `batch_size` to bound memory.
+  Any φ in models.ACTIVATIONS; samples are drawn in batches of `batch_size` to bound memory.
   """
   if num_samples % batch_size:
     raise ConfigError("num_samples", num_samples,
@@ -97,10 +102,34 @@ def min_eigenvalue(sigma_KxK) -> float:
   return float(jnp.linalg.eigvalsh(jnp.asarray(sigma_KxK))[0])
 
 
+def covariance_table(key, num_clusters, d: int, *, mc_samples: int, mc_batch: int,
+                     smooth_activations=()) -> list[dict]:
+  """Σ(C) of K random unit-norm centers in R^d for each K in `num_clusters` (Def. 2.1).
+
+  Row per K: max |Σ_closed − Σ_MC| (ReLU), λ(C) in closed form and by Monte-Carlo, and
+  λ(C) by Monte-Carlo for each smooth φ in `smooth_activations`.
+  """
+  rows = []
+  for i, k in enumerate(num_clusters):
+    c_KxD = jax.random.normal(jax.random.fold_in(key, i), (k, d))
+    c_KxD = c_KxD / jnp.linalg.norm(c_KxD, axis=1, keepdims=True)
+    mc = functools.partial(cluster_covariance_mc, centers_KxD=c_KxD, num_samples=mc_samples,
+                           batch_size=mc_batch)
+    exact_KxK, mc_KxK = cluster_covariance(c_KxD), mc(jax.random.fold_in(key, 1000 + i))
+    row = {"K": k, "max_abs_diff": float(jnp.max(jnp.abs(exact_KxK - mc_KxK))),
+           "lambda_closed_form": min_eigenvalue(exact_KxK), "lambda_mc": min_eigenvalue(mc_KxK)}
+    for name in smooth_activations:
+      row[f"lambda_{name}_mc"] = min_eigenvalue(mc(jax.random.fold_in(key, 2000 + i),
+                                                   activation=name))
+    rows.append(row)
+  return rows
+
+
 # ----------------------------------------------------------------------------
 # Signal subspace S₊ of perfectly clustered data and Theorem 9.2.
 
 
+@functools.partial(jax.jit, static_argnames=("num_clusters",))
 def signal_projection(v_N, cluster_id_N, num_clusters: int) -> jnp.ndarray:
   """Π_{S₊}(v): each entry replaced by the mean of v over its cluster (Section 9.1).
 
@@ -155,6 +184,7 @@ def class_values(num_classes: int, low: float = 0.0, high: float = 1.0) -> jnp.n
   return jnp.linspace(low, high, num_classes)
 
 
+@jax.jit
 def nearest_class(outputs_N, alphas_C) -> jnp.ndarray:
   """argmin_ℓ |f(W, x_i) − α_ℓ| (eqs. 5–6): the class a scalar output predicts."""
   return jnp.argmin(jnp.abs(jnp.asarray(outputs_N)[..., None] - jnp.asarray(alphas_C)), axis=-1)
@@ -179,7 +209,7 @@ def init_hidden(key, k: int, d: int) -> jnp.ndarray:
 
 def network(w_KxD, v_K, x_NxD, activation: str = "relu") -> jnp.ndarray:
   """f(W, x_i) = vᵀφ(W x_i) for every row x_i of x (eq. 2)."""
-  return activation_fn(activation)(x_NxD @ w_KxD.T) @ v_K
+  return models.activation_fn(activation)(x_NxD @ w_KxD.T) @ v_K
 
 
 def squared_loss(w_KxD, v_K, x_NxD, y_N, activation: str = "relu") -> jnp.ndarray:
@@ -187,10 +217,13 @@ def squared_loss(w_KxD, v_K, x_NxD, y_N, activation: str = "relu") -> jnp.ndarra
   return 0.5 * jnp.sum((y_N - network(w_KxD, v_K, x_NxD, activation)) ** 2)
 
 
-def ntk_gram(w_KxD, v_K, x_NxD, activation: str = "relu") -> jnp.ndarray:
-  """J Jᵀ for f(W, ·) = vᵀφ(W ·): (X Xᵀ) ⊙ (φ'(XWᵀ) diag(v²) φ'(XWᵀ)ᵀ) (Section 4, eq. 8).
+@functools.partial(jax.jit, static_argnames=("activation",))
+def one_hidden_layer_gram(w_KxD, v_K, x_NxD, activation: str = "relu") -> jnp.ndarray:
+  """J Jᵀ of f(W, ·) = vᵀφ(W ·) in closed form: (X Xᵀ) ⊙ (φ'(XWᵀ) diag(v²) φ'(XWᵀ)ᵀ)
+  (Section 4, eq. 8).
 
-  Row i of J is vec(diag(v) φ'(W x_i) x_iᵀ); its singular values are √eig(J Jᵀ).
+  Row i of J is vec(diag(v) φ'(W x_i) x_iᵀ); its singular values are √eig(J Jᵀ). The
+  empirical NTK `persample.ntk_gram` of any model gives the same matrix for this one.
   """
   a_NxK = _elementwise_derivative(activation)(x_NxD @ w_KxD.T) * v_K
   return (x_NxD @ x_NxD.T) * (a_NxK @ a_NxK.T)
@@ -198,7 +231,7 @@ def ntk_gram(w_KxD, v_K, x_NxD, activation: str = "relu") -> jnp.ndarray:
 
 def step_size(w_KxD, v_K, x_NxD, scale: float = 1.0, activation: str = "relu") -> float:
   """η = scale / ‖J(W0)‖², the constant step (Theorem 9.2 asks η ≤ 1/(2β²), β ≈ ‖J‖)."""
-  top = jnp.linalg.eigvalsh(ntk_gram(w_KxD, v_K, x_NxD, activation))[-1]
+  top = jnp.linalg.eigvalsh(one_hidden_layer_gram(w_KxD, v_K, x_NxD, activation))[-1]
   return float(scale / top)
 
 
@@ -221,7 +254,8 @@ def gradient_descent(w0_KxD, v_K, x_NxD, y_N, lr, *, num_steps: int, record_ever
   Only W is trained; vmap over w0/x/y/lr to run several seeds or corruption levels at once.
   """
   if num_steps % record_every:
-    raise ConfigError("num_steps", num_steps, reason=f"must be a multiple of record_every={record_every}")
+    raise ConfigError("num_steps", num_steps,
+                      reason=f"must be a multiple of record_every={record_every}")
   grad_fn = jax.grad(squared_loss)
 
   def record(w_KxD):
@@ -241,6 +275,285 @@ def gradient_descent(w0_KxD, v_K, x_NxD, y_N, lr, *, num_steps: int, record_ever
   last_outputs, last_distance, last_loss = record(w_final)
   return GDTrace(jnp.concatenate([outputs, last_outputs[None]]),
                  jnp.append(distance, last_distance), jnp.append(loss, last_loss), w_final)
+
+
+@functools.partial(jax.jit, static_argnames=("num_steps", "record_every", "activation"))
+def gradient_descent_batch(w0_SxKxD, v_K, x_SxNxD, y_SxN, lr_S, *, num_steps: int,
+                           record_every: int = 1, activation: str = "relu") -> GDTrace:
+  """`gradient_descent` for S runs at once (seeds or corruption levels), vmapped over runs."""
+  run = functools.partial(gradient_descent, num_steps=num_steps, record_every=record_every,
+                          activation=activation)
+  return jax.vmap(run, in_axes=(0, None, 0, 0, 0))(w0_SxKxD, v_K, x_SxNxD, y_SxN,
+                                                    jnp.asarray(lr_S, jnp.float32))
+
+
+# ----------------------------------------------------------------------------
+# Batches of GD runs on clusterable data (Fig. 5, Thms 7.1 / 9.2, distance from W0).
+
+
+@dataclasses.dataclass
+class ClusterableRuns:
+  """S clusterable data sets of one shape (synthetic.ClusterData) and their GD runs.
+
+  y_SxN / y_true_SxN: the given / true labels as class values α (eqs. 5–6); w0_SxKxD:
+  the initial hidden weights; lr_S: each run's step; trace: the runs' GDTrace (outputs
+  S×T×N, distance S×T, loss S×T, w_final S×K×D).
+  """
+  datasets: list
+  alphas: jnp.ndarray
+  x_SxNxD: jnp.ndarray
+  y_SxN: jnp.ndarray
+  y_true_SxN: jnp.ndarray
+  w0_SxKxD: jnp.ndarray
+  v_K: jnp.ndarray
+  lr_S: np.ndarray
+  trace: GDTrace
+  activation: str = "relu"
+
+  def stack(self, field: str) -> np.ndarray:
+    """One field of every data set (e.g. "is_noisy", "clean_labels"), S×N."""
+    return np.stack([np.asarray(getattr(d, field)) for d in self.datasets])
+
+  def predictions(self) -> np.ndarray:
+    """The nearest-class prediction (eqs. 5–6) of every sample at every record, S×T×N."""
+    return np.asarray(nearest_class(self.trace.outputs_TxN, self.alphas))
+
+  def errors(self) -> tuple[np.ndarray, np.ndarray]:
+    """(true-label error, given-label error), each S×T, of the nearest-class prediction."""
+    pred_SxTxN = self.predictions()
+    return (np.mean(pred_SxTxN != self.stack("clean_labels")[:, None], -1),
+            np.mean(pred_SxTxN != self.stack("labels")[:, None], -1))
+
+  def losses(self, t: int) -> np.ndarray:
+    """The per-sample losses ½(f(W_τ, x_i) − y_i)² against the given labels at record t, S×N."""
+    return 0.5 * np.asarray(self.trace.outputs_TxN[:, t] - self.y_SxN) ** 2
+
+  def kept_true_label(self, t: int) -> float:
+    """The share of corrupted samples whose nearest-class prediction at record t is their
+    true label (Fig. 5a: early on GD classifies by the true labels)."""
+    noisy_SxN = self.stack("is_noisy")
+    return float(np.mean(self.predictions()[:, t][noisy_SxN] ==
+                         self.stack("clean_labels")[noisy_SxN]))
+
+  def loss_auc(self, t: int) -> float:
+    """The separation AUC of corrupted against clean samples' losses at record t
+    (metrics.separation_auc), averaged over runs: 1 = separated histograms (Fig. 5b)."""
+    losses_SxN, noisy_SxN = self.losses(t), self.stack("is_noisy")
+    return float(np.mean([metrics.separation_auc(l[~m], l[m])
+                          for l, m in zip(losses_SxN, noisy_SxN)]))
+
+  def jacobian_shares(self, s: int = 0, num_top: int = None) -> dict:
+    """Section 4 at W0 of run s: the shares of the clean residual f(W0) − ỹ and of the
+    corruption e = y − ỹ in the top-`num_top` (default K) singular subspace of J(W0)
+    (`top_subspace_fractions`), with the leading singular values ("sigma_top")."""
+    num_top = num_top or len(self.datasets[s].centers)
+    gram_NxN = one_hidden_layer_gram(self.w0_SxKxD[s], self.v_K, self.x_SxNxD[s], self.activation)
+    shares = top_subspace_fractions(gram_NxN, {
+        "clean_residual": self.trace.outputs_TxN[s, 0] - self.y_true_SxN[s],
+        "corruption": self.y_SxN[s] - self.y_true_SxN[s]}, num_top=num_top)
+    shares["sigma_top"] = singular_values_from_gram(gram_NxN)[:num_top + 2].tolist()
+    return shares
+
+  def distance_table(self, steps, fit_error: float) -> list[dict]:
+    """Per run: the first record where the given labels are fitted (error ≤ fit_error)
+    and ‖W − W0‖_F there; the early-stopping point (lowest true-label error) and its
+    distance; the final distance (Thm 2.3, Lemma 8.1)."""
+    err_true_SxT, err_given_SxT = self.errors()
+    dist_SxT = np.asarray(self.trace.distance_T)
+    rows = []
+    for s, ds in enumerate(self.datasets):
+      fitted = np.flatnonzero(err_given_SxT[s] <= fit_error)
+      best = int(np.argmin(err_true_SxT[s]))
+      rows.append({"flip_rate": ds.rate,
+                   "fit_step": int(steps[fitted[0]]) if fitted.size else None,
+                   "fit_distance": float(dist_SxT[s, fitted[0]]) if fitted.size else None,
+                   "early_stop_step": int(steps[best]),
+                   "early_stop_distance": float(dist_SxT[s, best]),
+                   "early_stop_error_true": float(err_true_SxT[s, best]),
+                   "final_distance": float(dist_SxT[s, -1])})
+    return rows
+
+
+def simulate(datasets, alphas, key, *, hidden: int, num_steps: int, record_every: int,
+             activation: str = "relu", lr_scale: float = 1.0,
+             same_init: bool = False) -> ClusterableRuns:
+  """Full-batch GD (eqs. 3–4) of the net of eq. (2) on each data set, in one program.
+
+  Labels are the class values y_i = α[label_i]; v = ±1/√k; run s starts from
+  W0 = init_hidden(fold_in(key, s)) (with `same_init`, W0 = init_hidden(key) for every
+  run: the same start at every corruption level) with step η_s = lr_scale / ‖J(W0_s)‖².
+  """
+  d = datasets[0].x.shape[1]
+  v_K = output_weights(hidden)
+  w0 = [init_hidden(key if same_init else jax.random.fold_in(key, s), hidden, d)
+        for s in range(len(datasets))]
+  x_SxNxD = jnp.stack([ds.x for ds in datasets])
+  lr_S = np.array([step_size(w, v_K, x, lr_scale, activation) for w, x in zip(w0, x_SxNxD)])
+  y_SxN = alphas[jnp.stack([ds.labels for ds in datasets])]
+  trace = gradient_descent_batch(jnp.stack(w0), v_K, x_SxNxD, y_SxN, lr_S, num_steps=num_steps,
+                                 record_every=record_every, activation=activation)
+  return ClusterableRuns(datasets, alphas, x_SxNxD, y_SxN,
+                         alphas[jnp.stack([ds.clean_labels for ds in datasets])],
+                         jnp.stack(w0), v_K, lr_S, trace, activation)
+
+
+def cluster_flip_rate(cluster_id_N, is_noisy_N, num_clusters: int) -> float:
+  """ρ realized: the largest fraction of flipped labels in any one cluster (Def. 1.2)."""
+  cluster_id_N = np.asarray(cluster_id_N)
+  counts_K = np.bincount(cluster_id_N, minlength=num_clusters)
+  flipped_K = np.bincount(cluster_id_N, weights=np.asarray(is_noisy_N), minlength=num_clusters)
+  return float(np.max(flipped_K / counts_K))
+
+
+def theorem_bounds(runs: ClusterableRuns) -> list[dict]:
+  """Per run, at its last iterate: ‖f(W_T) − ỹ‖_∞ against Thm 9.2's 2‖Π_{S₊}(e)‖_∞ and
+  Thm 7.1's 4ρ, with ρ realized (`cluster_flip_rate`), δ, λ(C) and ‖W_T − W0‖_F; and the
+  largest true-label error over the second half of the records (Thm 7.1: none)."""
+  delta = float(runs.alphas[1] - runs.alphas[0])
+  err_true_SxT = runs.errors()[0]
+  rows = []
+  for s, ds in enumerate(runs.datasets):
+    k = len(ds.centers)
+    rho = cluster_flip_rate(ds.cluster_id, ds.is_noisy, k)
+    rows.append({
+        "K": k, "rho_realized": rho, "delta": delta, "rho_within_delta_over_8": rho <= delta / 8,
+        "lambda_C": min_eigenvalue(cluster_covariance(ds.centers)),
+        "sup_error": float(jnp.max(jnp.abs(runs.trace.outputs_TxN[s, -1] - runs.y_true_SxN[s]))),
+        "thm92_bound": theorem92_bound(runs.y_SxN[s], runs.y_true_SxN[s], ds.cluster_id, k),
+        "thm71_bound": 4 * rho,
+        "max_true_error_second_half": float(err_true_SxT[s, err_true_SxT.shape[1] // 2:].max()),
+        "final_true_error": float(err_true_SxT[s, -1]),
+        "distance_final": float(runs.trace.distance_T[s, -1])})
+  return rows
+
+
+# ----------------------------------------------------------------------------
+# The paper's simulations: Fig. 5, perfectly clustered data (Thms 7.1 / 9.2), distance.
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """Fig. 5's data and network: n points in R^d on `num_clusters` clusters of radius
+  eps0 (synthetic.clusterable), `num_classes` classes with values α evenly spaced in
+  [label_low, label_high], a share `corruption` of labels redrawn; k = hidden neurons,
+  φ = activation, step η = lr_scale / ‖J(W0)‖²."""
+  n: int = 400
+  d: int = 20
+  num_clusters: int = 2
+  num_classes: int = 2
+  eps0: float = 0.5
+  corruption: float = 0.3
+  hidden: int = 1000
+  activation: str = "relu"
+  lr_scale: float = 1.0
+  label_low: float = 0.0
+  label_high: float = 1.0
+
+  @classmethod
+  def of(cls, fields) -> "Setup":
+    """The setup held by a mapping with (at least) these fields, e.g. a config node."""
+    return cls(**{f.name: fields[f.name] for f in dataclasses.fields(cls) if f.name in fields})
+
+  def data(self, key, corruption=None) -> synthetic.ClusterData:
+    return synthetic.clusterable(key, self.n, self.d, self.num_clusters, self.num_classes,
+                                 self.eps0, corruption=self.corruption if corruption is None
+                                 else corruption)
+
+  def simulate(self, datasets, key, *, num_steps, record_every, hidden=None,
+               same_init=False) -> ClusterableRuns:
+    return simulate(datasets, class_values(self.num_classes, self.label_low, self.label_high),
+                    key, hidden=hidden or self.hidden, num_steps=num_steps,
+                    record_every=record_every, activation=self.activation,
+                    lr_scale=self.lr_scale, same_init=same_init)
+
+
+def fig5_simulation(key, *, num_seeds: int, num_steps: int, record_every: int, early_step: int,
+                    late_step: int, **setup) -> dict:
+  """Fig. 5 on `num_seeds` data sets (seed s: data fold_in(k_data, s), W0 fold_in(k_w, s));
+  `setup`: the fields of `Setup`.
+
+  Returns the S×T training errors against the true and the given labels ("error_true_SxT",
+  "error_given_SxT", at "steps"), ‖W_τ − W0‖_F, the realized flip rate and the steps η;
+  the per-sample losses at early_step and late_step (S×N, with "is_noisy_SxN"); "early" and
+  "late": the mean errors, the loss separation AUC and the distance there, and at early_step
+  the share of corrupted samples predicted with their true label; Section 4's shares in
+  J(W0)'s top-K subspace for seed 0 ("jacobian_at_init").
+  """
+  setup = Setup(**setup)
+  key_data, key_w = jax.random.split(key)
+  datasets = [setup.data(jax.random.fold_in(key_data, s)) for s in range(num_seeds)]
+  runs = setup.simulate(datasets, key_w, num_steps=num_steps, record_every=record_every)
+  early, late = early_step // record_every, late_step // record_every
+  err_true_SxT, err_given_SxT = runs.errors()
+  true_T, given_T = err_true_SxT.mean(0), err_given_SxT.mean(0)
+  distance_SxT = np.asarray(runs.trace.distance_T)
+  at = lambda step, t: {"step": step, "error_true": float(true_T[t]),
+                        "error_given": float(given_T[t]), "auc": runs.loss_auc(t),
+                        "distance": float(distance_SxT[:, t].mean())}
+  return {"steps": np.arange(0, num_steps + 1, record_every), "error_true_SxT": err_true_SxT,
+          "error_given_SxT": err_given_SxT, "distance_SxT": distance_SxT,
+          "flip_rate": float(np.mean([d.rate for d in datasets])), "lr": runs.lr_S,
+          "is_noisy_SxN": runs.stack("is_noisy"), "losses_early_SxN": runs.losses(early),
+          "losses_late_SxN": runs.losses(late),
+          "early": {**at(early_step, early),
+                    "corrupted_predicted_true_label": runs.kept_true_label(early)},
+          "late": at(late_step, late), "jacobian_at_init": runs.jacobian_shares(0)}
+
+
+def perfect_clusters_simulation(key, *, num_clusters, num_classes: int, rho: float, n: int,
+                                d: int, hidden: int, num_steps: int, record_every: int) -> dict:
+  """ε0 = 0 (every point on its center) with K clusters for each K in `num_clusters` and
+  exactly round(ρ n_ℓ) labels per cluster flipped to another class; ReLU, η = 1/‖J(W0)‖².
+
+  Returns the true-label errors ("error_true_SxT" at "steps") and `theorem_bounds` rows.
+  """
+  key_data, key_w = jax.random.split(key)
+  datasets = [synthetic.clusterable(jax.random.fold_in(key_data, k), n, d, k, num_classes, 0.0,
+                                    corruption=rho, flip_to_other=True) for k in num_clusters]
+  runs = simulate(datasets, class_values(num_classes), key_w, hidden=hidden,
+                  num_steps=num_steps, record_every=record_every)
+  return {"steps": np.arange(0, num_steps + 1, record_every), "error_true_SxT": runs.errors()[0],
+          "rows": theorem_bounds(runs)}
+
+
+def distance_by_width(setup: Setup, datasets, key, hidden_sizes, step: int,
+                      num_steps: int) -> list[dict]:
+  """For each width k: ‖W_τ − W0‖_F and the true-label error at iteration `step`, and the
+  distance at `num_steps`, means over the data sets (`Setup.simulate` from one key)."""
+  every = math.gcd(step, num_steps)
+  rows = []
+  for k in hidden_sizes:
+    runs = setup.simulate(datasets, key, num_steps=num_steps, record_every=every, hidden=k)
+    distance_SxT = np.asarray(runs.trace.distance_T)
+    rows.append({"hidden": k, "lr": runs.lr_S.tolist(),
+                 "distance_at_early_step": float(distance_SxT[:, step // every].mean()),
+                 "error_true_at_early_step": float(runs.errors()[0][:, step // every].mean()),
+                 "distance_at_end": float(distance_SxT[:, -1].mean())})
+  return rows
+
+
+def distance_simulation(setup: Setup, key, *, corruptions, num_steps: int, record_every: int,
+                        fit_error: float, early_step: int, hidden_sizes, width_steps: int,
+                        width_seeds: int) -> dict:
+  """‖W_τ − W0‖_F against the corruption (Thm 2.3, Lemma 8.1) and the width.
+
+  One data set with its labels redrawn at each level of `corruptions`, one W0 for all:
+  "rows" (`ClusterableRuns.distance_table`, with "corruption") and the S×T curves
+  "distance_SxT", "error_true_SxT", "error_given_SxT" at "steps". Over `width_seeds` data
+  sets of `setup.corruption`: "width" (`distance_by_width` at early_step).
+  """
+  key_data, key_w = jax.random.split(key)
+  runs = setup.simulate([setup.data(key_data, c) for c in corruptions], key_w,
+                        num_steps=num_steps, record_every=record_every, same_init=True)
+  steps = np.arange(0, num_steps + 1, record_every)
+  rows = [{"corruption": c, **row}
+          for c, row in zip(corruptions, runs.distance_table(steps, fit_error))]
+  width_data = [setup.data(jax.random.fold_in(key_data, 1 + s)) for s in range(width_seeds)]
+  width = distance_by_width(setup, width_data, key_w, hidden_sizes, early_step, width_steps)
+  err_true_SxT, err_given_SxT = runs.errors()
+  return {"steps": steps, "distance_SxT": np.asarray(runs.trace.distance_T),
+          "error_true_SxT": err_true_SxT, "error_given_SxT": err_given_SxT, "rows": rows,
+          "width": width}
 
 
 # ----------------------------------------------------------------------------
@@ -274,41 +587,163 @@ def top_subspace_fractions(gram_NxN, vectors: dict, *, relative_threshold: float
   return result
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps", "record_every", "activation"))
-def gradient_descent_batch(w0_SxKxD, v_K, x_SxNxD, y_SxN, lr_S, *, num_steps: int,
-                           record_every: int = 1, activation: str = "relu") -> GDTrace:
-  """`gradient_descent` for S runs at once (seeds or corruption levels), vmapped over runs."""
-  run = functools.partial(gradient_descent, num_steps=num_steps, record_every=record_every,
-                          activation=activation)
-  return jax.vmap(run, in_axes=(0, None, 0, 0, 0))(w0_SxKxD, v_K, x_SxNxD, y_SxN,
-                                                    jnp.asarray(lr_S, jnp.float32))
+def jacobian_spectrum(spec, variables, x_N, targets_N, corruption_N, *,
+                      relative_threshold: float = 0.1, block_size: int = 128):
+  """(σ, shares) of a one-output model (`train.Spec` and its variables) on x_N, Fig. 4c.
+
+  σ: the singular values of its Jacobian J, largest first, from the blockwise NTK Gram
+  J Jᵀ (persample.ntk_gram); shares: `top_subspace_fractions` of the clean residual
+  f(x) − targets and of the label corruption e in J's top singular subspace
+  (σ_i > relative_threshold·σ_1), Section 4.
+  """
+  x_N = jnp.asarray(x_N)
+  outputs_N = np.asarray(train.predict(spec, variables, x_N))[:, 0]
+  apply_fn = persample.eval_apply_fn(spec.model, variables.get("batch_stats"))
+  gram_NxN = np.asarray(persample.ntk_gram(apply_fn, variables["params"], x_N,
+                                           block_size=block_size))
+  return singular_values_from_gram(gram_NxN), top_subspace_fractions(
+      gram_NxN, {"clean_residual": outputs_N - np.asarray(targets_N),
+                 "corruption": np.asarray(corruption_N)}, relative_threshold=relative_threshold)
 
 
 # ----------------------------------------------------------------------------
-# Measurements on a trajectory.
+# Measurements of a trained network (Figs. 1, 3, 4a–b).
 
 
-def separation_auc(loss_clean, loss_noisy) -> float:
-  """P(ℓ_noisy > ℓ_clean) + ½P(=) over all (clean, corrupted) pairs: the ROC AUC of the loss.
+class TrainingProbe:
+  """An `eval_fn` for train.train_classifier measuring Figs. 1, 3 and 4a–b at every
+  evaluation of one run.
 
-  1 means the per-sample losses of corrupted samples all exceed those of clean ones
-  (separated histograms, Figs. 4a–b, 5b); 0.5 means they are indistinguishable.
+  Returns "distance" ‖θ − θ0‖₂ and "relative_distance" ‖θ − θ0‖/‖θ0‖ (Fig. 3),
+  "train_error_true" (training error against the true labels, Fig. 1) and, given a
+  held-out split with (equally corrupted) labels, "val_error" (the early-stopping
+  criterion); keeps the per-sample training losses against the given labels by step
+  (`losses(step)`, Fig. 4a–b). θ0 (`initial_variables()`) and the losses are kept in
+  `directory`, so a training resumed from a checkpoint still has them.
   """
-  clean = np.sort(np.asarray(loss_clean, np.float64).ravel())
-  noisy = np.asarray(loss_noisy, np.float64).ravel()
-  if clean.size == 0 or noisy.size == 0:
-    return float("nan")
-  below = np.searchsorted(clean, noisy, side="left")
-  not_above = np.searchsorted(clean, noisy, side="right")
-  return float(np.mean((below + not_above) / 2.0) / clean.size)
+
+  def __init__(self, directory, x_val=None, y_val=None):
+    self.directory = pathlib.Path(directory)
+    self.directory.mkdir(parents=True, exist_ok=True)
+    self.x_val, self.y_val = x_val, y_val
+    self._initial = None
+
+  def initial_variables(self) -> dict:
+    """The variables at step 0 (numpy arrays)."""
+    if self._initial is None:
+      self._initial = flax.serialization.msgpack_restore(
+          (self.directory / "initial_variables.msgpack").read_bytes())
+    return self._initial
+
+  def losses(self, step: int) -> np.ndarray:
+    """The per-sample training losses (given labels) at evaluation step `step`."""
+    return np.load(self.directory / f"losses_step{int(step)}.npy")
+
+  def early_stopped(self, history, is_noisy_N) -> dict:
+    """The early-stopping point (lowest "val_error", or "test_error" without a held-out
+    split), the per-sample losses there, their clean-vs-noisy separation AUC and the mean
+    clean and noisy losses."""
+    has_val = self.x_val is not None and len(self.x_val)
+    early = train.early_stopping_point(history, "val_error" if has_val else "test_error")
+    losses_N, mask = self.losses(early["step"]), np.asarray(is_noisy_N, bool)
+    return {"early": early, "losses_early": losses_N, "is_noisy": mask,
+            "auc_early": metrics.separation_auc(losses_N[~mask], losses_N[mask]),
+            "clean_loss_early": float(np.mean(losses_N[~mask])) if (~mask).any() else None,
+            "noisy_loss_early": float(np.mean(losses_N[mask])) if mask.any() else None}
+
+  def __call__(self, snapshot) -> dict:
+    if snapshot.step == 0:
+      self._initial = jax.tree.map(np.array, snapshot.variables)
+      (self.directory / "initial_variables.msgpack").write_bytes(
+          flax.serialization.msgpack_serialize(self._initial))
+    params0, params = self.initial_variables()["params"], snapshot.variables["params"]
+    noisy = snapshot.splits.noisy
+    outputs = snapshot.predict(snapshot.splits.x_train)
+    losses_N = snapshot.spec.loss_fn()(jnp.asarray(outputs), jnp.asarray(noisy.labels))
+    np.save(self.directory / f"losses_step{int(snapshot.step)}.npy", np.asarray(losses_N))
+    predicted = np.asarray(train.classify(outputs)[0])
+    distance = metrics.parameter_distance(params, params0)
+    record = {"distance": distance, "relative_distance": distance / metrics.parameter_norm(params0),
+              "train_error_true": float(np.mean(predicted != np.asarray(noisy.clean_labels)))}
+    if self.x_val is not None and len(self.x_val):
+      val_predicted = np.asarray(train.classify(snapshot.predict(self.x_val))[0])
+      record["val_error"] = float(np.mean(val_predicted != np.asarray(self.y_val)))
+    return record
 
 
-def parameter_distance(params, params0) -> float:
-  """‖θ − θ0‖₂ over all layers combined (Fig. 3's distance from initialization)."""
-  diffs = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), params, params0))
-  return float(jnp.sqrt(sum(diffs)))
+# ----------------------------------------------------------------------------
+# The CNN experiments: Figs. 1, 3, 4a–b (a corruption sweep) and Fig. 4c (the Jacobian).
 
 
-def parameter_norm(params) -> float:
-  """‖θ‖₂ over all layers combined."""
-  return float(jnp.sqrt(sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(params))))
+def _train_here(config, splits, *, subdir=None, **kwargs):
+  """train.train_classifier, ignoring the `subdir` a runner's train_fn would log to."""
+  del subdir
+  return train.train_classifier(config, splits, **kwargs)
+
+
+def corruption_sweep(config, key, *, workdir, name: str = "sweep", train_fn=None) -> list[dict]:
+  """Figs. 1, 3, 4a–b: one training of `config` per rate in config.noise.rates.
+
+  config: a training config (model, loss, optim) with `data` (val_size images are held
+  out, their labels corrupted alike: the early-stopping split) and `noise` (kind, rates).
+  Every rate trains from the same key (the same θ0 and data order), with a
+  `TrainingProbe` in `workdir/<name>_noise<rate>/probe` (and the label draw, noise.npz).
+  train_fn(config, splits, key=, subdir=, eval_fn=, num_classes=) trains (default:
+  train.train_classifier; experiment.Run.train_classifier adds logs and checkpoints).
+  Per rate: "rate", "realized" (share of labels changed), "history" and
+  `TrainingProbe.early_stopped`.
+  """
+  train_fn = train_fn or _train_here
+  key_split, key_noise, key_train = jax.random.split(key, 3)
+  pool, test = data_lib.load_splits(config.data)
+  order = np.asarray(jax.random.permutation(key_split, len(pool.y)))
+  val_size = config.data.get("val_size") or 0
+  train_idx, val_idx = order[val_size:], order[:val_size]
+  runs = []
+  for j, rate in enumerate(config.noise.rates):
+    noisy, val_noisy = (noise_lib.corrupt(jax.random.fold_in(key_noise, k), pool.y[idx],
+                                          pool.num_classes, config.noise.kind, rate)
+                        for k, idx in ((j, train_idx), (1000 + j, val_idx)))
+    subdir = f"{name}_noise{rate:g}"
+    probe = TrainingProbe(pathlib.Path(workdir) / subdir / "probe", pool.x[val_idx],
+                          val_noisy.labels)
+    noisy.save(pathlib.Path(workdir) / subdir / "noise.npz")
+    history = train_fn(config, train.Splits(pool.x[train_idx], noisy, test.x, test.y),
+                       key=key_train, subdir=subdir, eval_fn=probe,
+                       num_classes=pool.num_classes).history
+    runs.append({"rate": rate, "realized": noisy.rate, "history": history,
+                 **probe.early_stopped(history, noisy.is_noisy)})
+  return runs
+
+
+def jacobian_before_after(config, key, *, workdir, subdir: str = "jacobian_training",
+                          train_fn=None) -> dict:
+  """Fig. 4c: `jacobian_spectrum` of a one-output model at θ0 and after training.
+
+  config: a training config (model with num_outputs=1, squared loss on ±1 targets,
+  optim) with a two-class `data`, `probe_rate`, `relative_threshold` and `block_size`;
+  training uses the clean labels; the corruption e flips a share probe_rate of the labels
+  (noise "symmetric"). train_fn as in `corruption_sweep`; the TrainingProbe keeping θ0
+  lives in `workdir/subdir/probe`. "large": the number of σ_i > relative_threshold·σ_1
+  at "init" and "trained".
+  """
+  relative_threshold = config.relative_threshold
+  train_fn = train_fn or _train_here
+  key_probe, key_train = jax.random.split(key)
+  train_set, test_set = data_lib.load_splits(config.data)
+  y_N = 2.0 * train_set.y - 1.0
+  probe = noise_lib.corrupt(key_probe, train_set.y, 2, "symmetric", config.probe_rate)
+  clean = noise_lib.corrupt(key_probe, train_set.y, 2, "none", 0.0)
+  splits = train.Splits(train_set.x, clean, test_set.x, test_set.y)
+  tracker = TrainingProbe(pathlib.Path(workdir) / subdir / "probe")
+  result = train_fn(config, splits, key=key_train, subdir=subdir, eval_fn=tracker)
+  (sigma0, shares0), (sigma1, shares1) = (jacobian_spectrum(
+      result.spec, v, train_set.x, y_N, 2.0 * probe.labels - 1.0 - y_N,
+      relative_threshold=relative_threshold, block_size=config.block_size)
+      for v in (tracker.initial_variables(), result.snapshot(0, splits).variables))
+  large = {w: int(np.sum(sigma > relative_threshold * sigma[0]))
+           for w, sigma in (("init", sigma0), ("trained", sigma1))}
+  return {"n": len(y_N), "num_params": models.count_params(result.state.params), "large": large,
+          "sigma_init": sigma0, "sigma_trained": sigma1, "shares_init": shares0,
+          "shares_trained": shares1, "final_test_error": result.history[-1]["test_error"],
+          "probe_flip_rate": probe.rate}

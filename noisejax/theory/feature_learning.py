@@ -19,18 +19,22 @@ coefficients are unique, and `decompose` recovers them exactly by solving the Gr
 system of the (normalized) basis. They then equal the coefficients of the paper's
 iterative updates (`coefficient_updates`), so ρ_{j,r,i} ≥ 0 when j = ỹ_i (ρ̄) and ≤ 0
 when j ≠ ỹ_i (ρ̲).
+
+`run_seeds` draws, trains and analyzes S seeds at one regime n·SNR²; `summarize_run`,
+`summarize_seeds` and `min_accuracy_after_fit` turn its analyses into the numbers the
+paper's claims are about (Stage I window, T₁, memorization, the log 2 selection), and
+`memorization_epochs` does the same for the real-data check on a training history.
 """
 
 import functools
+import math
 from typing import NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from noisejax import losses
-from noisejax.errors import ConfigError
 
 J_2 = jnp.array([1.0, -1.0])  # the class sign j of W[0] and W[1]
 LOG2 = float(np.log(2.0))
@@ -46,6 +50,16 @@ def snr(mu_norm, sigma_xi, d):
 def n_snr2(n, mu_norm, sigma_xi, d):
   """The paper's regime parameter n·SNR² = n‖μ‖² / (σ_ξ² d); Θ(1) gives two stages."""
   return n * snr(mu_norm, sigma_xi, d) ** 2
+
+
+def signal_norm(regime, n, d, sigma_xi):
+  """The ‖μ‖ of a regime n·SNR² = n‖μ‖²/(σ_ξ²d): ‖μ‖ = √(n·SNR²·d/n)·σ_ξ."""
+  return math.sqrt(regime * d / n) * sigma_xi
+
+
+def time_unit(n, m, eta, sigma_xi, d):
+  """The paper's time unit nm/(ησ_ξ²d) in GD iterations: T₁ = Θ(nm/(ησ_ξ²d)) (Thm 4.1)."""
+  return n * m / (eta * sigma_xi ** 2 * d)
 
 
 def init_weights(key, m, d, sigma0):
@@ -329,50 +343,113 @@ def separation_at(losses_RxN, is_noisy_N, index):
   return {"clean_below_log2": clean_below, "noisy_above_log2": noisy_above}
 
 
-# ----------------------------------------------------------------------------- real-data check
-
-# VGG configurations (Simonyan & Zisserman 2015), CIFAR variant of the paper's public code:
-# 3×3 convs (pad 1) with BatchNorm and ReLU, 2×2 max-pools ("M"), global average pool,
-# then 512 → 4096 → 4096 → outputs.
-VGG_CONFIGS = {
-    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "vgg13": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
-    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-              512, 512, 512, "M"),
-}
 
 
-class VGG(nn.Module):
-  """VGG with BatchNorm for 32×32 images, as in the paper's public real-data code.
+# ----------------------------------------------------------------------------- runs and summaries
 
-  Conv 3×3 (pad 1) → BN → ReLU blocks and 2×2 max-pools per `VGG_CONFIGS[config]`, global
-  average pool, classifier 512 → 4096 → ReLU → 4096 → ReLU → num_outputs. Init as that
-  code: convs Kaiming-normal (fan_out), linears N(0, 0.01²), biases 0. Its classifier's
-  dropout layers are left out: `noisejax.train` steps carry no dropout key.
+def run_seeds(key, *, seeds, n, d, m, n_snr2, sigma_xi, sigma0, tau_pos, tau_neg, n_test,
+              eta, steps, records):  # pylint: disable=redefined-outer-name
+  """Draws `seeds` problems at the regime `n_snr2` (‖μ‖ = `signal_norm`), trains each by
+  full-batch GD for `steps` iterations (one vmapped scan, `records` log-spaced records)
+  and analyzes every run. The keyword names are those of the experiment's `synthetic`
+  config, so `run_seeds(key, **config.synthetic)` runs it.
+
+  The same key gives the same μ, ξ, true labels and initializations at any τ: only the
+  flips differ (τ = 0: the noiseless twin). Returns (problem, [analyze(...) per seed]).
   """
-  config: str = "vgg16"
-  num_outputs: int = 2
+  steps_R = record_steps(steps, records)
+  problem = make_problem(key, seeds, n=n, d=d, m=m, mu_norm=signal_norm(n_snr2, n, d, sigma_xi),
+                         sigma_xi=sigma_xi, sigma0=sigma0, tau_pos=tau_pos, tau_neg=tau_neg,
+                         n_test=n_test)
+  _, trace = run_problem(problem, eta, steps_R)
+  trace = jax.device_get(trace)
+  analyses = [analyze(steps_R, jax.tree.map(lambda a, k=k: a[k], trace), problem.y_SxN[k],
+                      problem.y_noisy_SxN[k], problem.is_noisy_SxN[k])
+              for k in range(seeds)]
+  return problem, analyses
 
-  @nn.compact
-  def __call__(self, x, train: bool = False):
-    if self.config not in VGG_CONFIGS:
-      raise ConfigError("model.config", self.config, tuple(VGG_CONFIGS))
-    conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-    dense_init = nn.initializers.normal(0.01)
-    h = x
-    conv = 0
-    for item in VGG_CONFIGS[self.config]:
-      if item == "M":
-        h = nn.max_pool(h, (2, 2), strides=(2, 2))
-        continue
-      conv += 1
-      h = nn.Conv(item, (3, 3), padding=1, kernel_init=conv_init, name=f"conv{conv}")(h)
-      h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       name=f"bn{conv}")(h)
-      h = nn.relu(h)
-      self.sow("intermediates", f"conv{conv}_act", h)
-    h = h.mean(axis=(1, 2))
-    for k in (1, 2):
-      h = nn.relu(nn.Dense(4096, kernel_init=dense_init, name=f"dense{k}")(h))
-      self.sow("intermediates", f"dense{k}_act", h)
-    return nn.Dense(self.num_outputs, kernel_init=dense_init, name="output")(h)
+
+def summarize_run(a, unit):
+  """The numbers of one run (an `analyze` result) at T₁, at the end of its Stage I
+  window and at its last record; times also in units of `unit` = `time_unit(...)`."""
+  out = {"window": a["window"], "final": {
+      "acc_clean": a["acc_clean"][-1], "acc_noisy": a["acc_noisy"][-1],
+      "test_error": a["test_error"][-1], "gamma_max": a["gamma_max"][-1],
+      "rho_bar_max_noisy": a["rho_bar_max_noisy"][-1],
+      "frac_noisy_rho_over_gamma": a["frac_noisy_rho_over_gamma"][-1],
+      **separation_at(a["losses"], a["is_noisy"], -1)}}
+  end = a["window_end_index"]
+  if end is not None:
+    out["signal_wins_fraction_of_window"] = a["signal_wins_fraction"]
+    out["at_window_end"] = {"gamma_max": a["gamma_max"][end],
+                            "rho_bar_max_noisy": a["rho_bar_max_noisy"][end]}
+  i = a["t1_index"]
+  if i is not None:
+    out["t1"] = int(a["steps"][i])
+    out["t1_in_time_units"] = a["steps"][i] / unit
+    out["at_t1"] = {"test_error": a["test_error"][i], "gamma_max": a["gamma_max"][i],
+                    "rho_bar_max_noisy": a["rho_bar_max_noisy"][i],
+                    **separation_at(a["losses"], a["is_noisy"], i)}
+    out["gamma_min_after_t1"] = float(np.min(a["gamma_min"][i:]))
+  return out
+
+
+def first_fit_time(a, key, unit):
+  """First recorded iteration (in units of `unit`) with accuracy 1 on curve `key`, or inf."""
+  hit = np.flatnonzero(a[key] == 1.0)
+  return float(a["steps"][hit[0]] / unit) if hit.size else float("inf")
+
+
+def summarize_seeds(analyses, unit):
+  """One sweep point: over the seeds' `analyze` results, the fraction with a Stage I
+  window (and with T₁), the mean test error at T₁, at its minimum and at the end, the
+  mean rise end − T₁ (over seeds with T₁; NaN if none), and per seed the times (in
+  units of `unit`) when Stage I ends and when every noisy sample is fitted."""
+  t1 = [a for a in analyses if a["t1_index"] is not None]
+  test_t1 = [a["test_error"][a["t1_index"]] for a in t1]
+  return {"frac_window": float(np.mean([a["window"] is not None for a in analyses])),
+          "frac_t1": len(t1) / len(analyses),
+          "noisy_memorized_end": float(np.mean([a["acc_noisy"][-1] for a in analyses])),
+          "test_error_t1": float(np.mean(test_t1)) if test_t1 else float("nan"),
+          "test_error_min": float(np.mean([a["test_error"].min() for a in analyses])),
+          "test_error_end": float(np.mean([a["test_error"][-1] for a in analyses])),
+          "rise": (float(np.mean([a["test_error"][-1] - a["test_error"][a["t1_index"]]
+                                  for a in t1])) if t1 else float("nan")),
+          "all_noisy_fitted_time_units": [first_fit_time(a, "acc_noisy", unit)
+                                          for a in analyses],
+          "window_end_time_units": [
+              None if a["window_end_index"] is None
+              else float(a["steps"][a["window_end_index"]] / unit) for a in analyses],
+          "t1_in_time_units": [None if a["t1_index"] is None
+                               else float(a["steps"][a["t1_index"]] / unit)
+                               for a in analyses]}
+
+
+def min_accuracy_after_fit(a):
+  """Lowest training accuracy from the first record with every sample fitted on (0 if
+  never fitted): 1 means no sample is lost again (Thm 4.4, noiseless)."""
+  fitted = np.flatnonzero(a["acc_train"] == 1.0)
+  return float(a["acc_train"][fitted[0]:].min()) if fitted.size else 0.0
+
+
+def memorization_epochs(history, *, fit_threshold, memorize_threshold):
+  """Real-data check on a training history (`train.train_classifier`'s records): the
+  first epoch at which the clean samples reach accuracy `fit_threshold` on their labels
+  and the first at which the flipped samples reach `memorize_threshold` against their
+  flipped labels (inf if never), the flipped accuracy when the clean ones are fitted,
+  the final accuracies and the best test accuracy. The record before training (epoch
+  0, chance) is left out."""
+  history = [h for h in history if h["epoch"] > 0]
+  epochs = np.array([h["epoch"] for h in history])
+  clean = 1 - np.array([h["clean_error"] for h in history])
+  memorized = 1 - np.array([h["noisy_error"] for h in history])
+  test = 1 - np.array([h["test_error"] for h in history])
+  first = lambda ok: float(epochs[np.argmax(ok)]) if ok.any() else float("inf")
+  fitted = clean >= fit_threshold
+  return {"clean_fitted_epoch": first(fitted),
+          "flipped_memorized_epoch": first(memorized >= memorize_threshold),
+          "flipped_acc_when_clean_fitted": (float(memorized[np.argmax(fitted)])
+                                            if fitted.any() else None),
+          "final": {"clean_acc": float(clean[-1]), "flipped_acc_vs_noisy": float(memorized[-1]),
+                    "test_acc": float(test[-1])},
+          "best_test_acc": float(test.max()), "best_test_epoch": float(epochs[np.argmax(test)])}

@@ -14,11 +14,10 @@ Corollary 3.2: if 0 ≤ θ_d(x, z) ≤ θ_d(x, z') ≤ π/2 then
 This module holds the closed forms, their extension to any depth through the
 infinite-width NTK recursion (which reduces to Theorem 3.1 at depth 2), the
 finite-width measurement of θ_h at initialization from the empirical NTK Gram
-matrix (Figs. 2 and 3), and the paper's sample-wise gradient diagnostics on a noisy
-training set, computed by the shared engine `noisejax.persample`: subset gradients
-g_k^(c) of the clean / noise / other subsets of class c (§3.2), the ratio
-‖g_clean^(c)‖/‖g_noise^(c)‖ and its predictions eq. (8) and (14), and the cosine between
-g_noise^(c) and g_clean^(c) that Assumption 4.1 takes to be −1.
+matrix (Figs. 2 and 3), and the closed-form prediction eq. (8) / (14) of the ratio
+‖g_clean^(c)‖/‖g_noise^(c)‖ at initialization. The measured subset gradients of a noisy
+training set (§3.2, §4, §5) are computed by `noisejax.persample`
+(`subset_gradient_stats`, `clean_noise_stats_by_class`).
 """
 
 import functools
@@ -27,9 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from noisejax import models, persample
 from noisejax.errors import ConfigError
 
-ACTIVATIONS = ("linear", "relu")
+# The activations with a closed form here (Theorem 3.1 and the NTK recursion); the
+# functions themselves come from the one registry, models.ACTIVATIONS.
+CLOSED_FORM_ACTIVATIONS = ("linear", "relu")
 
 
 def theta_h_linear_two_layer(theta_d):
@@ -56,7 +58,7 @@ def theta_h_two_layer(theta_d, activation: str):
     return theta_h_linear_two_layer(theta_d)
   if activation == "relu":
     return theta_h_relu_two_layer(theta_d)
-  raise ConfigError("activation", activation, ACTIVATIONS)
+  raise ConfigError("activation", activation, CLOSED_FORM_ACTIVATIONS)
 
 
 def _relu_expectations(sigma_xx, sigma_zz, sigma_xz):
@@ -77,8 +79,8 @@ def theta_h_infinite_width(theta_d, depth: int, activation: str):
   NTK recursion (Jacot et al. 2018): Σ¹ = Θ¹ = xᵀz, Σˡ⁺¹ = E[σσ], Σ̇ˡ⁺¹ = E[σ'σ'],
   Θˡ⁺¹ = Θˡ Σ̇ˡ⁺¹ + Σˡ⁺¹; cos θ_h = Θᴸ(x,z)/√(Θᴸ(x,x)Θᴸ(z,z)). Depth 2 gives Theorem 3.1.
   """
-  if activation not in ACTIVATIONS:
-    raise ConfigError("activation", activation, ACTIVATIONS)
+  if activation not in CLOSED_FORM_ACTIVATIONS:
+    raise ConfigError("activation", activation, CLOSED_FORM_ACTIVATIONS)
   if depth < 1:
     raise ConfigError("depth", depth, reason="a network has at least one layer")
   theta_d = jnp.asarray(theta_d, dtype=jnp.float32)
@@ -138,9 +140,8 @@ def ntk_mlp(depth: int, width: int, activation: str):
 
   depth 2 is eq. (6) (activation="linear") or eq. (7) (activation="relu").
   """
-  from noisejax import models  # pylint: disable=g-import-not-at-top
-  if activation not in ACTIVATIONS:
-    raise ConfigError("activation", activation, ACTIVATIONS)
+  if activation not in CLOSED_FORM_ACTIVATIONS:
+    raise ConfigError("activation", activation, CLOSED_FORM_ACTIVATIONS)
   if depth < 2:
     raise ConfigError("depth", depth, reason="needs at least one hidden layer (depth >= 2)")
   return models.get_model("mlp", 1, hidden=(width,) * (depth - 1), activation=activation,
@@ -154,9 +155,8 @@ def theta_h_at_init(model, key, x_NxD, *, chunk_size: int = 64):
   θ_h = ∠(∇h(w0; x_i), ∇h(w0; x_j)), from the empirical NTK Gram matrix at w0
   (persample.ntk_gram, `chunk_size` Jacobian rows per block).
   """
-  from noisejax import persample  # pylint: disable=g-import-not-at-top
   params = model.init(key, x_NxD[:1])["params"]
-  gram_NxN = persample.ntk_gram(lambda p, x: model.apply({"params": p}, x), params, x_NxD,
+  gram_NxN = persample.ntk_gram(persample.eval_apply_fn(model), params, x_NxD,
                                 block_size=chunk_size)
   return angles_from_gram(gram_NxN)
 
@@ -185,108 +185,3 @@ def predicted_ratio(rate: float, num_classes: int, *, num_outputs: int) -> float
   if num_outputs == 1:
     return (1 - rate) / rate
   return (num_classes - 1) * (1 - rate) / rate
-
-
-def _link_residuals(outputs_BxK, labels_B):
-  """r = f − y (eq. 5): sigmoid(h) − y for one output, softmax(h) − onehot(y) otherwise."""
-  if outputs_BxK.shape[-1] == 1:
-    return jax.nn.sigmoid(outputs_BxK) - labels_B[:, None].astype(outputs_BxK.dtype)
-  return jax.nn.softmax(outputs_BxK, -1) - jax.nn.one_hot(labels_B, outputs_BxK.shape[-1],
-                                                          dtype=outputs_BxK.dtype)
-
-
-def _eval_apply(model, variables):
-  """h(w; x) in eval mode as a function of the parameters alone (BatchNorm statistics fixed)."""
-  rest = {k: v for k, v in variables.items() if k != "params"}
-  return lambda params, x: model.apply({"params": params, **rest}, x, train=False)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "num_classes", "method"))
-def subset_gradient_stats(model, variables, x_B, given_B, true_B, *, num_classes: int,
-                          method: str = "auto") -> dict:
-  """Geometry of the (single-logit) sample-wise gradients per class c and subset (§3.2).
-
-  Binary (one sigmoid output): ∇l_i = (f_i − y_i)∇h(x_i) (eq. 5). C logits: the single-logit
-  gradient ∇l_{c,i} = (f_c − y_c)∇h_c(x_i) of logit c (eq. 13). For each class c the subsets
-  clean^(c), noise^(c), other^(c) (persample.subset_masks) give g_k^(c) = Σ ∇l. Returns
-  norms_Cx3 = ‖g_k^(c)‖, ratio_C = ‖g_clean‖/‖g_noise‖, subset_angles_Cx3 = θ(g_k^(c),
-  g_clean^(c)) and, per sample, angles_CxB = θ(∇l_{c,i}, g_clean^(c)) (degrees), with
-  masks_BxCx3 selecting the subsets.
-  """
-  from noisejax import persample  # pylint: disable=g-import-not-at-top
-  masks_BxCx3 = persample.subset_masks(true_B, given_B, num_classes)
-  weights_BxS = masks_BxCx3.reshape(masks_BxCx3.shape[0], -1).astype(jnp.float32)
-
-  def cotangents(outputs_BxK):
-    r_BxK = _link_residuals(outputs_BxK, given_B)
-    if outputs_BxK.shape[-1] == 1:
-      return r_BxK[None], None                                        # M = 1
-    eye_KxK = jnp.eye(outputs_BxK.shape[-1], dtype=r_BxK.dtype)
-    return jnp.einsum("bk,mk->mbk", r_BxK, eye_KxK), None             # M = C: set m is logit m
-
-  stats, _, _ = persample.sample_grad_stats(_eval_apply(model, variables), variables["params"],
-                                            x_B, cotangents, weights_BxS, method=method)
-  per_class = []
-  for c in range(num_classes):
-    m = 0 if stats.sq_norms_MxB.shape[0] == 1 else c
-    cols = slice(3 * c, 3 * c + 3)
-    per_class.append(persample.geometry(stats.sq_norms_MxB[m], stats.inner_MxBxS[m][:, cols],
-                                        stats.gram_MxSxS[m][cols, cols]))
-  return {
-      "norms_Cx3": jnp.stack([g["subset_norms_S"] for g in per_class]),
-      "ratio_C": jnp.stack([g["ratio"] for g in per_class]),
-      "subset_angles_Cx3": jnp.stack([g["subset_angles_SxS"][:, 0] for g in per_class]),
-      "angles_CxB": jnp.stack([g["angles_BxS"][:, 0] for g in per_class]),
-      "masks_BxCx3": masks_BxCx3,
-  }
-
-
-def group_by_true_class(true_N, num_classes: int, per_class: int, key):
-  """Indices_Cxk of `per_class` random samples of each true class (k = per_class).
-
-  Classes with fewer samples are padded by repeating their own indices; `valid_Cxk` marks
-  the real (first-time) entries.
-  """
-  true_N = np.asarray(true_N)
-  idx = np.zeros((num_classes, per_class), np.int64)
-  valid = np.zeros((num_classes, per_class), bool)
-  for c in range(num_classes):
-    members = np.asarray(jax.random.permutation(jax.random.fold_in(key, c),
-                                                np.flatnonzero(true_N == c)))
-    k = min(per_class, len(members))
-    idx[c] = np.resize(members[:k], per_class) if k else 0
-    valid[c, :k] = True
-  return idx, valid
-
-
-@functools.partial(jax.jit, static_argnames=("model", "method"))
-def clean_noise_stats_by_class(model, variables, x_CxKx, given_CxK, clean_CxK, valid_CxK, *,
-                               method: str = "auto"):
-  """‖g_clean^(c)‖, ‖g_noise^(c)‖ and cos(g_noise^(c), g_clean^(c)) for every class c.
-
-  Only samples of true class c enter g_clean^(c) and g_noise^(c) (§3.2), so class c is
-  processed alone with its single-logit gradients ∇l_{c,i} = (f_c − y_c)∇h_c (eq. 13; the
-  one output of a sigmoid model): one cotangent set per sample instead of C. Inputs come
-  grouped by `group_by_true_class`. Returns (norms_Cx2, cos_C).
-  """
-  from noisejax import persample  # pylint: disable=g-import-not-at-top
-  apply_fn = _eval_apply(model, variables)
-
-  def one_class(args):
-    c, x_Kx, given_K, clean_K, valid_K = args
-    weights_Kx2 = jnp.stack([clean_K & valid_K, ~clean_K & valid_K], 1).astype(jnp.float32)
-
-    def cotangents(outputs_KxL):
-      r_KxL = _link_residuals(outputs_KxL, given_K)
-      if outputs_KxL.shape[-1] == 1:
-        return r_KxL[None], None
-      return (r_KxL * jax.nn.one_hot(c, outputs_KxL.shape[-1], dtype=r_KxL.dtype))[None], None
-
-    stats, _, _ = persample.sample_grad_stats(apply_fn, variables["params"], x_Kx, cotangents,
-                                              weights_Kx2, method=method)
-    gram = stats.gram_MxSxS[0]
-    norms = jnp.sqrt(jnp.clip(jnp.diagonal(gram), 0.0))
-    return norms, gram[0, 1] / jnp.maximum(norms[0] * norms[1], 1e-30)
-
-  classes = jnp.arange(x_CxKx.shape[0])
-  return jax.lax.map(one_class, (classes, x_CxKx, given_CxK, clean_CxK, valid_CxK))

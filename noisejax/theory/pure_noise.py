@@ -2,22 +2,23 @@
 
 "Regularization by misclassification in ReLU neural networks". Everything here is a pure
 jnp function of explicit weight arrays; long batch-1 SGD runs are `jax.lax.scan`s and
-independent runs (seeds, learning rates, noise levels) one `jax.vmap`.
+independent runs (seeds, learning rates, noise levels) one `jax.vmap`. These are theory
+simulations (pure noise, hand-written nets); training a classifier on a data set with
+the paper's per-step label noise is `train.train_classifier` with method "resample".
 
   Theorem 1   one SGD step on a misclassified sample lowers every layer's Frobenius norm
-              (`theorem1_step`, `check_theorem1`).
+              (`theorem1_step`, `check_theorem1`, `theorem1_summary`).
   Theorem 2   a single neuron under pure label noise decays at a linear rate to an
               equilibrium of norm O(dh) (hinge) or O(d√h) (logistic) (`single_neuron_norms`,
-              `linear_rate`).
+              `single_neuron_summary`).
   Figs. 3–4   one hidden layer of ReLU neurons under pure noise, with and without bias
-              (`hidden_layer_pure_noise`).
+              (`hidden_layer_pure_noise`, `hidden_layer_summary`, `death_time_exponent`).
   Thms. 3–4   data uniform on the standard basis, output weights fixed to (1..1, −1..−1),
-              hinge with β = 0 (`standard_basis_pure_noise`).
-  Figs. 1, 5  batch-1 SGD with per-step label noise on a fixed training set
-              (`sgd_label_noise`, any pure apply function, e.g. models.MLP's).
+              hinge with β = 0 (`standard_basis_pure_noise`, `standard_basis_summary`).
 
 Losses are the paper's 0-1 surrogates L(ξ) applied to ξ = −y·N(x) with y ∈ {±1}:
-hinge L(ξ) = ReLU(β + ξ) and logistic L(ξ) = log(1 + e^ξ).
+hinge L(ξ) = ReLU(β + ξ) and logistic L(ξ) = log(1 + e^ξ). Activations come from
+`models.ACTIVATIONS` (Theorem 1 uses the homogeneous ones in `HOMOGENEOUS`).
 """
 
 import functools
@@ -28,13 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from noisejax import models
-from noisejax.errors import ConfigError
+from noisejax.errors import ConfigError, check_choice
 
 SURROGATES = ("hinge", "logistic")
-ACTIVATIONS = ("relu", "leaky_relu")
 ARCHITECTURES = ("mlp", "conv")
-LEAKY_SLOPE = 0.1
-SQRT3 = float(np.sqrt(3.0))
+# The homogeneous activations (σ'(z)·z = σ(z) off a finite set, Sec. 3) Theorem 1 is
+# checked with: names in models.ACTIVATIONS, the paper's leaky ReLU has slope 0.1.
+LEAKY_RELU = "leaky_relu_0.1"
+HOMOGENEOUS = ("relu", LEAKY_RELU)
 
 
 # ----------------------------------------------------------------------------------------
@@ -54,17 +56,15 @@ def surrogate(name: str, beta: float = 0.0) -> Callable:
 
 
 def activation(name: str) -> Callable:
-  """A homogeneous activation, σ'(z)·z = σ(z) off a finite set (Sec. 3)."""
-  if name == "relu":
-    return jax.nn.relu
-  if name == "leaky_relu":
-    return functools.partial(jax.nn.leaky_relu, negative_slope=LEAKY_SLOPE)
-  raise ConfigError("activation", name, ACTIVATIONS)
+  """The homogeneous activation `name` of HOMOGENEOUS, from models.ACTIVATIONS."""
+  return models.ACTIVATIONS[check_choice("activation", name, HOMOGENEOUS)]
 
 
 def uniform_sqrt3(key, shape):
-  """i.i.d. U[−√3, √3] (unit variance), the paper's initialization (Sec. 6)."""
-  return jax.random.uniform(key, shape, minval=-SQRT3, maxval=SQRT3)
+  """i.i.d. U[−√3, √3] (unit variance), the paper's initialization (Sec. 6): models'
+  "uniform_sqrt3" scheme in the default float dtype (float64 under enable_x64)."""
+  init, _ = models.initializers("uniform_sqrt3", 1)
+  return init(key, shape, jnp.result_type(float))
 
 
 # ----------------------------------------------------------------------------------------
@@ -143,27 +143,28 @@ def theorem1_step(weights, x_D, y, *, loss, act, architecture: str = "mlp",
 @functools.partial(jax.jit, static_argnames=("d", "depth", "width", "architecture", "num_nets"))
 def _theorem1_grid(key, *, d: int, depth: int, width: int, architecture: str, num_nets: int):
   key_w, key_x = jax.random.split(key)
-  slopes = jnp.array([0.0 if a == "relu" else LEAKY_SLOPE for a in ACTIVATIONS])
-  is_hinge = jnp.array([name == "hinge" for name in SURROGATES])
+  acts = [activation(a) for a in HOMOGENEOUS]
+  surrogates = [surrogate(name) for name in SURROGATES]
 
-  def one(kw, kx, slope, hinge):
-    act = lambda z: jnp.where(z > 0, z, slope * z)
-    loss = lambda xi: jnp.where(hinge, jax.nn.relu(xi), jax.nn.softplus(xi))
+  def one(kw, kx, i_act, i_loss):  # the indices are data: one program for every pair
+    act = lambda z: jax.lax.switch(i_act, acts, z)
+    loss = lambda xi: jax.lax.switch(i_loss, surrogates, xi)
     weights = init_homogeneous_net(kw, d, depth, width, architecture)
     x_D = jax.random.normal(kx, (d,))
     y = -jnp.sign(homogeneous_net(weights, x_D, act, architecture))
     return theorem1_step(weights, x_D, y, loss=loss, act=act, architecture=architecture)
 
-  nets = lambda slope, hinge: jax.vmap(one, in_axes=(0, 0, None, None))(
-      jax.random.split(key_w, num_nets), jax.random.split(key_x, num_nets), slope, hinge)
-  return jax.vmap(lambda slope: jax.vmap(lambda hinge: nets(slope, hinge))(is_hinge))(slopes)
+  nets = lambda i_act, i_loss: jax.vmap(one, in_axes=(0, 0, None, None))(
+      jax.random.split(key_w, num_nets), jax.random.split(key_x, num_nets), i_act, i_loss)
+  return jax.vmap(lambda i: jax.vmap(lambda j: nets(i, j))(jnp.arange(len(SURROGATES))))(
+      jnp.arange(len(HOMOGENEOUS)))
 
 
 def check_theorem1(key, *, d: int, depth: int, width: int, architecture: str = "mlp",
                    num_nets: int = 64):
   """Theorem 1 on `num_nets` random networks, each with a misclassified Gaussian sample.
 
-  Every activation of ACTIVATIONS × loss of SURROGATES, in float64 (the identities are
+  Every activation of HOMOGENEOUS × loss of SURROGATES, in float64 (the identities are
   exact; float32 cancellation in N(x) would blur them). The label is y = −sign N(x), so
   y·N(x) < 0 by construction. Returns {(act, loss): results of `theorem1_step` with a
   leading axis of num_nets}.
@@ -173,7 +174,29 @@ def check_theorem1(key, *, d: int, depth: int, width: int, architecture: str = "
                           num_nets=num_nets)
     grid = jax.tree.map(np.asarray, grid)
   return {(a, l): jax.tree.map(lambda v, i=i, j=j: v[i, j], grid)
-          for i, a in enumerate(ACTIVATIONS) for j, l in enumerate(SURROGATES)}
+          for i, a in enumerate(HOMOGENEOUS) for j, l in enumerate(SURROGATES)}
+
+
+def theorem1_summary(results) -> list[dict]:
+  """One row per (activation, loss) of `check_theorem1`'s results.
+
+  A net whose ReLUs are all off on x outputs N(x) = 0: no sample is misclassified, so it
+  is skipped (`dead_nets`). all_layers_shrink: the fraction of the others where every
+  layer's norm drops at every h of `h_fractions`; max_balance_error: the largest
+  relative deviation of ⟨W_l, G_l⟩ from L'(−yN)·(−yN) over layers and nets.
+  """
+  rows = []
+  for (act, loss), r in results.items():
+    valid = r["margin"] < 0
+    r = {k: v[valid] for k, v in r.items()}
+    balance = np.abs(r["inner"] - r["predicted_inner"][:, None]) / np.abs(
+        r["predicted_inner"][:, None])
+    rows.append(dict(
+        activation=act, loss=loss, misclassified=int(valid.sum()),
+        dead_nets=int((~valid).sum()),
+        all_layers_shrink=float(np.mean(np.all(r["norm_change"] < 0, axis=(1, 2)))),
+        max_balance_error=float(balance.max()), median_h0=float(np.median(r["h0"]))))
+  return rows
 
 
 # ----------------------------------------------------------------------------------------
@@ -255,8 +278,31 @@ def linear_rate(norms_T, steps_T, start: float, stop: float):
   return float(np.polyfit(steps_T[mask], norms_T[mask], 1)[0])
 
 
+def single_neuron_summary(norms_HxSxR, steps_R, h_H, *, d: int, loss: str,
+                          base: int) -> dict:
+  """Theorem 2's quantities from `single_neuron_norms`' output, for one loss.
+
+  equilibrium: mean ‖V‖ over seeds and the last quarter of the records, per h; its
+  log-log slope in h (1 for hinge, ½ for logistic); the early linear rate (slope of the
+  seed-mean ‖V‖ while 0.8√d ≥ ‖V‖ ≥ 0.3√d) at h_H[base], over h, with its prediction
+  `single_neuron_rate(0.5√d)`.
+  """
+  h_H = np.asarray(h_H, np.float64)
+  tail = norms_HxSxR[:, :, -len(steps_R) // 4:]
+  eq = tail.mean(axis=(1, 2))
+  rate = linear_rate(norms_HxSxR[base].mean(0), steps_R, 0.8 * np.sqrt(d), 0.3 * np.sqrt(d))
+  return dict(
+      h=h_H.tolist(), equilibrium=eq.tolist(),
+      equilibrium_over_dh=(eq / (d * h_H)).tolist(),
+      equilibrium_over_d_sqrt_h=(eq / (d * np.sqrt(h_H))).tolist(),
+      predicted=[single_neuron_equilibrium(d, h, loss) for h in h_H],
+      slope_in_h=float(np.polyfit(np.log(h_H), np.log(eq), 1)[0]),
+      early_rate_over_h=float(rate / h_H[base]),
+      predicted_early_rate_over_h=single_neuron_rate(0.5 * np.sqrt(d), loss))
+
+
 # ----------------------------------------------------------------------------------------
-# Figs. 3–4 (and Fig. 1): one hidden layer N(x) = V·ReLU(Wx + b) + c.
+# Figs. 3–4: one hidden layer N(x) = V·ReLU(Wx + b) + c.
 
 
 def init_one_hidden_layer(key, d: int, width: int, num_outputs: int = 1, bias: bool = True):
@@ -353,19 +399,69 @@ def hidden_layer_pure_noise(keys_S, h, *, d: int, width: int, bias: bool, loss: 
   return final, records, initial
 
 
+def first_below(values_R, steps_R, threshold) -> float:
+  """The first step at which values_R < threshold (inf if never)."""
+  below = np.flatnonzero(np.asarray(values_R) < threshold)
+  return float(np.asarray(steps_R)[below[0]]) if below.size else float("inf")
+
+
+def hidden_layer_summary(final, records, initial, steps_R) -> dict:
+  """Figs. 3–4's quantities from `hidden_layer_pure_noise`' output (numpy), seed means.
+
+  Norm ratios final/initial, the first step with ‖W‖ < 10% of its initial value, the
+  final Gaussian active fraction and, with bias, the fraction of biases below their
+  initial value and the final mean bias.
+  """
+  w, v = records["w_norm"].mean(0), records["v_norm"].mean(0)
+  summary = dict(
+      w_norm_init=float(w[0]), w_norm_final=float(w[-1]), v_norm_init=float(v[0]),
+      v_norm_final=float(v[-1]), w_ratio=float(w[-1] / w[0]), v_ratio=float(v[-1] / v[0]),
+      steps_to_w_below_10pct=first_below(w, steps_R, 0.1 * w[0]),
+      active_fraction_final=float(records["active_fraction"][:, -1].mean()))
+  if "b" in final:
+    summary["fraction_biases_decreased"] = float(np.mean(final["b"] < initial["b"]))
+    summary["b_mean_final"] = float(records["b_mean"][:, -1].mean())
+  return summary
+
+
+def death_time(keys_S, h: float, *, d: int, width: int, budget: float,
+               threshold: float = 0.1, records: int = 200) -> dict:
+  """Steps until < `threshold` of a biased logistic hidden layer fires under pure noise.
+
+  Runs budget/h² steps (logistic needs ≈27/h² at d = 30, measured), recording the
+  seed-mean Gaussian active fraction `records` times.
+  """
+  steps = int(round(budget / h**2))
+  every = max(1, steps // records)
+  _, rec, _ = hidden_layer_pure_noise(keys_S, float(h), d=d, width=width, bias=True,
+                                      loss="logistic", steps=steps, record_every=every)
+  frac = np.asarray(rec["active_fraction"]).mean(0)
+  t_death = first_below(frac, np.arange(len(frac)) * every, threshold)
+  return dict(h=float(h), steps=steps, steps_to_death=t_death, steps_times_h2=t_death * h**2)
+
+
+def death_time_exponent(rows, d: int):
+  """(α, steps at h = 1/d²): the log-log slope of `death_time` rows' steps in 1/h, and
+  the steps to death extrapolated from the smallest h measured ((nan, None) if any run
+  never died or there is one h only)."""
+  times = np.asarray([r["steps_to_death"] for r in rows])
+  inv_h = 1.0 / np.asarray([r["h"] for r in rows])
+  if not (np.all(np.isfinite(times)) and len(times) > 1):
+    return float("nan"), None
+  exponent = float(np.polyfit(np.log(inv_h), np.log(times), 1)[0])
+  return exponent, float(times[-1] * (d**2 / inv_h[-1]) ** exponent)
+
+
 # ----------------------------------------------------------------------------------------
 # Theorems 3–4: data uniform on {e_1, …, e_d}, N(x) = V·ReLU(Wx), V = (1..1, −1..−1) fixed.
 
 
-def fixed_output_weights(k: int):
-  """V = (1, …, 1, −1, …, −1) ∈ R^{2k} (Theorems 3–4), models.FixedOutputNet's "pm_one"."""
-  return models.fixed_output_weights(2 * k, "pm_one")
-
-
 def basis_outputs(w_2kxD):
-  """N(e_i) = V·ReLU(W e_i) = V·ReLU(W[:, i]) for every i: outputs_D."""
-  k = w_2kxD.shape[0] // 2
-  return fixed_output_weights(k) @ jax.nn.relu(w_2kxD)
+  """N(e_i) = V·ReLU(W e_i) = V·ReLU(W[:, i]) for every i: outputs_D.
+
+  V = (1, …, 1, −1, …, −1) ∈ R^{2k}, models.FixedOutputNet's "pm_one" output.
+  """
+  return models.fixed_output_weights(w_2kxD.shape[0], "pm_one") @ jax.nn.relu(w_2kxD)
 
 
 def standard_basis_step(w_2kxD, sample, *, h: float):
@@ -375,10 +471,9 @@ def standard_basis_step(w_2kxD, sample, *, h: float):
   columns never move (the e_j are orthogonal).
   """
   i, y = sample
-  k, d = w_2kxD.shape[0] // 2, w_2kxD.shape[1]
-  e_i = (jnp.arange(d) == i).astype(w_2kxD.dtype)
+  e_i = (jnp.arange(w_2kxD.shape[1]) == i).astype(w_2kxD.dtype)
   col = w_2kxD @ e_i
-  v = fixed_output_weights(k)
+  v = models.fixed_output_weights(w_2kxD.shape[0], "pm_one")
   out = v @ jax.nn.relu(col)
   misclassified = y * out < 0
   delta = jnp.where(misclassified, h * y, 0.0) * v * (col > 0)
@@ -427,45 +522,28 @@ def zero_coordinates(w_2kxD):
   return jnp.sum(w_2kxD <= 0, axis=0)
 
 
-# ----------------------------------------------------------------------------------------
-# Batch-1 SGD with per-step label noise on a fixed training set (Fig. 1, Sec. 6.3–6.4).
+def standard_basis_summary(k: int, h_H, num_small: int, w0_HxSx2kxD, w_HxSx2kxD,
+                           records) -> list[dict]:
+  """One row per h of `standard_basis_pure_noise`' output (numpy) for one k.
 
-
-def sgd_label_noise(params, key, p, *, apply_fn: Callable, loss_fn: Callable,
-                    noise_fn: Callable, lr_fn: Callable, x_NxD, labels_N, steps: int,
-                    eval_every: int, eval_fn: Callable):
-  """Batch-1 SGD where each step's label is resampled with probability p (Sec. 3).
-
-  Step t: i ~ U{1..n}, label ← noise_fn(key, label_i, p), params −= lr_fn(t)·∇ loss.
-  `loss_fn(outputs_1xK, labels_1) -> losses_1`; `noise_fn(key, labels_B, p) -> labels_B`;
-  `eval_fn(params) -> dict of scalars` runs every `eval_every` steps (and at step 0).
-  The indices and noisy labels of a chunk of `eval_every` steps are drawn at once (the
-  draws are independent across steps either way). Pure: vmap it over keys and p.
-  Returns (final params, records with a leading axis of steps/eval_every + 1).
+  The first `num_small` h are Theorem 4.2's h ≤ 1/k ("small"), h ≥ 1 is Theorem 4.1's
+  ("large"). max_output_over_2kh: max_i |N(e_i)|/(2kh) at the end and over the last
+  three records (Theorem 3 is about "eventually"); the zero coordinates of ReLU(W e_i):
+  the fraction of inputs with all 2k dead, (max_i #zeros − k)/k after training and at
+  initialization, and the mean fraction of zeros.
   """
-  n = x_NxD.shape[0]
-  num_evals = steps // eval_every
-
-  def step(params, sample):
-    t, x_D, label = sample
-
-    def objective(q):
-      return jnp.sum(loss_fn(apply_fn(q, x_D[None]), label[None]))
-
-    grads = jax.grad(objective)(params)
-    lr = lr_fn(t)
-    return jax.tree.map(lambda a, g: a - lr * g, params, grads), None
-
-  def chunk(params, c_key):
-    c, key_c = c_key
-    key_i, key_noise = jax.random.split(key_c)
-    idx_E = jax.random.randint(key_i, (eval_every,), 0, n)
-    labels_E = noise_fn(key_noise, labels_N[idx_E], p)
-    ts = c * eval_every + jnp.arange(eval_every)
-    params, _ = jax.lax.scan(step, params, (ts, x_NxD[idx_E], labels_E))
-    return params, eval_fn(params)
-
-  first = jax.tree.map(lambda a: jnp.asarray(a)[None], eval_fn(params))
-  final, records = jax.lax.scan(
-      chunk, params, (jnp.arange(num_evals), jax.random.split(key, num_evals)))
-  return final, jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, records)
+  outs_HxSxD = np.abs(np.asarray(jax.vmap(jax.vmap(basis_outputs))(w_HxSx2kxD)))
+  zeros_HxSxD = np.asarray(jax.vmap(jax.vmap(zero_coordinates))(w_HxSx2kxD))
+  zeros0_HxSxD = np.asarray(jax.vmap(jax.vmap(zero_coordinates))(w0_HxSx2kxD))
+  rows = []
+  for j, h in enumerate(h_H):
+    tail_max = records["max_abs_output"][j, :, -3:].max()
+    rows.append(dict(
+        k=k, h=float(h), regime=("small" if j < num_small else
+                                 "large" if h >= 1 else "middle"),
+        max_output_over_2kh=float(max(outs_HxSxD[j].max(), tail_max) / (2 * k * h)),
+        fraction_inputs_all_dead=float(np.mean(zeros_HxSxD[j] == 2 * k)),
+        max_excess_zeros_over_k=float((zeros_HxSxD[j].max() - k) / k),
+        mean_zero_fraction=float(zeros_HxSxD[j].mean() / (2 * k)),
+        init_max_excess_zeros_over_k=float((zeros0_HxSxD[j].max() - k) / k)))
+  return rows

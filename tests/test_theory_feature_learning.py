@@ -1,4 +1,5 @@
-"""Tests of the label-noise feature-learning theory (ICML 2025) and its experiment."""
+"""The label-noise feature-learning theory (ICML 2025): model, decomposition, simulation,
+analysis and the summaries the experiment's claims are made of."""
 
 import jax
 import jax.numpy as jnp
@@ -118,62 +119,61 @@ def test_first_window_and_separation():
   assert sep == {"clean_below_log2": 1.0, "noisy_above_log2": 1.0}
 
 
-def test_vgg_parameter_count():
-  model = fl.VGG("vgg11", 2)
-  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
-  # VGG-11 convs with BN (9,220,480 + 5,504 BN) + 512·4096+4096 + 4096·4096+4096 + 4096·2+2
-  convs = sum(9 * a * b + b for a, b in ((3, 64), (64, 128), (128, 256), (256, 256),
-                                         (256, 512), (512, 512), (512, 512), (512, 512)))
-  bn = 2 * (64 + 128 + 256 + 256 + 512 * 4)
-  dense = 512 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 2 + 2
-  assert models.count_params(variables["params"]) == convs + bn + dense
+def test_signal_norm_and_time_unit_set_the_regime():
+  mu = fl.signal_norm(6.0, 100, 2000, 1.0)
+  assert mu == pytest.approx(np.sqrt(120.0))
+  assert fl.n_snr2(100, mu, 1.0, 2000) == pytest.approx(6.0)
+  assert fl.time_unit(100, 10, 0.02, 1.0, 2000) == pytest.approx(25.0)
 
 
-def _tiny_config():
-  from experiments import feature_learning as fe  # pylint: disable=g-import-not-at-top
-  cfg = fe.get_config("quick")
-  cfg.synthetic.update(dict(n=16, d=160, m=4, steps=300, records=30, seeds=2, n_test=200,
-                            eta=0.05))
-  # Same shapes and record steps as the main runs: one compilation serves every sweep.
-  cfg.sweep.update(dict(n_snr2=(0.1, 6.0, 100.0), d_over_n=(10,), steps=300, records=30,
-                        seeds=2))
-  cfg.real.enabled = False
-  return fe, cfg
+def _seeds(tau, **overrides):
+  args = dict(seeds=2, n=12, d=120, m=4, n_snr2=6.0, sigma_xi=1.0, sigma0=0.001,
+              tau_pos=tau, tau_neg=tau, n_test=50, eta=0.1, steps=80, records=16)
+  args.update(overrides)
+  return fl.run_seeds(jax.random.PRNGKey(0), **args)
 
 
-def test_experiment_tiny_end_to_end(tmp_path):
-  from noisejax import experiment  # pylint: disable=g-import-not-at-top
-  fe, cfg = _tiny_config()
-  claims = experiment.execute("feature_learning", cfg, tmp_path / "run", fe.run)
-  by_id = {c.id: c for c in claims}
-  assert set(by_id) >= {"stage1_fit", "stage1_signal_over_noise", "stage2_memorization",
-                        "stage2_test_error", "sample_selection_log2", "early_stopping",
-                        "noiseless", "sweep_two_stages", "sweep_kou_contrast"}
-  # Noise dominates at n·SNR² = 0.1: no Stage I window in any seed.
-  assert by_id["sweep_two_stages"].measured["0.1"]["frac_window"] == 0
-  assert by_id["stage1_fit"].passed  # 16 samples, n·SNR² = 6: the window shows
-  for name in ("fig1_dynamics.png", "sweep_nsnr2.png", "claims.json", "results.json"):
-    assert (tmp_path / "run" / name).exists()
+def test_run_seeds_noiseless_twin_shares_data_and_summaries_agree_with_analysis():
+  problem, runs = _seeds(0.3)
+  clean_problem, clean_runs = _seeds(0.0)
+  np.testing.assert_array_equal(problem.x_SxNx2xD, clean_problem.x_SxNx2xD)
+  np.testing.assert_array_equal(problem.W0_Sx2xMxD, clean_problem.W0_Sx2xMxD)
+  assert not clean_problem.is_noisy_SxN.any() and problem.is_noisy_SxN.any()
+  assert len(runs) == 2 and runs[0]["losses"].shape == (len(fl.record_steps(80, 16)), 12)
+  unit = fl.time_unit(12, 4, 0.1, 1.0, 120)
+  for a in runs:
+    st = fl.summarize_run(a, unit)
+    assert st["final"]["test_error"] == a["test_error"][-1]
+    if a["t1_index"] is not None:
+      i = a["t1_index"]
+      assert st["window"][0] <= st["t1"] <= st["window"][1]
+      assert st["t1_in_time_units"] == pytest.approx(st["t1"] / unit)
+      assert st["at_t1"]["gamma_max"] > st["at_t1"]["rho_bar_max_noisy"]
+      assert st["gamma_min_after_t1"] == pytest.approx(a["gamma_min"][i:].min())
+  point = fl.summarize_seeds(runs, unit)
+  assert point["frac_window"] == np.mean([a["window"] is not None for a in runs])
+  assert point["test_error_end"] == pytest.approx(np.mean([a["test_error"][-1] for a in runs]))
+  assert len(point["window_end_time_units"]) == len(point["t1_in_time_units"]) == 2
+  assert fl.min_accuracy_after_fit(clean_runs[0]) == 1.0
 
 
-def test_experiment_rejects_bad_config(tmp_path):
-  from noisejax import experiment  # pylint: disable=g-import-not-at-top
-  from noisejax.errors import ConfigError  # pylint: disable=g-import-not-at-top
-  fe, cfg = _tiny_config()
-  cfg.synthetic.d = 10
-  with pytest.raises(ConfigError, match="synthetic.d"):
-    experiment.execute("feature_learning", cfg, tmp_path / "a", fe.run)
-  fe, cfg = _tiny_config()
-  cfg.real.model.name = "vgg99"
-  with pytest.raises(ConfigError, match="real.model.name"):
-    experiment.execute("feature_learning", cfg, tmp_path / "b", fe.run)
+def test_first_fit_time_and_min_accuracy_after_fit():
+  a = {"steps": np.array([0, 10, 20, 40]), "acc_noisy": np.array([0.0, 0.5, 1.0, 1.0]),
+       "acc_train": np.array([0.5, 1.0, 0.9, 1.0])}
+  assert fl.first_fit_time(a, "acc_noisy", 10.0) == 2.0
+  assert fl.first_fit_time(a, "acc_train", 5.0) == 2.0
+  assert fl.first_fit_time({**a, "acc_noisy": np.zeros(4)}, "acc_noisy", 1.0) == np.inf
+  assert fl.min_accuracy_after_fit(a) == 0.9
+  assert fl.min_accuracy_after_fit({**a, "acc_train": np.full(4, 0.8)}) == 0.0
 
 
-def test_real_data_summary_orders_fit_and_memorization():
-  fe, cfg = _tiny_config()
+def test_memorization_epochs_orders_fit_and_memorization():
   history = [{"epoch": e, "clean_error": ce, "noisy_error": ne, "test_error": te}
              for e, ce, ne, te in ((0, 0.5, 0.4, 0.5), (1, 0.05, 0.95, 0.02),
                                    (2, 0.02, 0.7, 0.05), (3, 0.0, 0.3, 0.2))]
-  *_, summary = fe._real_summary(history, cfg.real)
-  assert summary["clean_fitted_epoch"] == 1 and summary["flipped_memorized_epoch"] == 3
-  assert summary["best_test_epoch"] == 1
+  out = fl.memorization_epochs(history, fit_threshold=0.9, memorize_threshold=0.5)
+  assert out["clean_fitted_epoch"] == 1 and out["flipped_memorized_epoch"] == 3
+  assert out["flipped_acc_when_clean_fitted"] == pytest.approx(0.05)
+  assert out["best_test_epoch"] == 1 and out["final"]["flipped_acc_vs_noisy"] == pytest.approx(0.7)
+  never = fl.memorization_epochs(history, fit_threshold=1.01, memorize_threshold=0.99)
+  assert never["clean_fitted_epoch"] == np.inf and never["flipped_acc_when_clean_fitted"] is None

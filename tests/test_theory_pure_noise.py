@@ -1,13 +1,11 @@
 """Pure-noise theory of the misclassification paper: Theorems 1–4 on small shapes."""
 
-import tempfile
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from noisejax import experiment
+from noisejax import models
 from noisejax.errors import ConfigError
 from noisejax.theory import pure_noise as pn
 
@@ -16,7 +14,7 @@ from noisejax.theory import pure_noise as pn
 def test_theorem1_every_layer_shrinks_on_misclassified_samples(architecture, depth):
   results = pn.check_theorem1(jax.random.key(0), d=5, depth=depth, width=8,
                               architecture=architecture, num_nets=16)
-  assert set(results) == {(a, l) for a in pn.ACTIVATIONS for l in pn.SURROGATES}
+  assert set(results) == {(a, l) for a in pn.HOMOGENEOUS for l in pn.SURROGATES}
   for r in results.values():
     assert r["inner"].dtype == np.float64
     # y = −sign N(x): misclassified unless every unit is off (N = 0), which we skip.
@@ -88,69 +86,43 @@ def test_theorem3_bound_and_theorem4_regimes_on_small_k():
   assert np.all(np.asarray(w0)[3:].max() > 0)
 
 
-def test_sgd_label_noise_fits_separable_data_and_p1_does_not():
-  x = jnp.array([[1.0], [2.0], [-1.0], [-2.0]])
-  labels = jnp.array([1, 1, 0, 0])
-  apply_fn = lambda w, xs: xs @ w
-  loss_fn = lambda out, lab: jax.nn.softplus(-(2.0 * lab - 1.0) * out[:, 0])
-  noise_fn = lambda key, lab, p: jnp.where(jax.random.bernoulli(key, p, lab.shape),
-                                           jax.random.randint(key, lab.shape, 0, 2), lab)
-  eval_fn = lambda w: {"w": w[0, 0]}
-  run = lambda p: pn.sgd_label_noise(
-      jnp.zeros((1, 1)), jax.random.key(0), p, apply_fn=apply_fn, loss_fn=loss_fn,
-      noise_fn=noise_fn, lr_fn=lambda t: 0.1, x_NxD=x, labels_N=labels, steps=400,
-      eval_every=100, eval_fn=eval_fn)
-  w_clean, rec = run(0.0)
-  assert rec["w"].shape == (5,) and float(rec["w"][0]) == 0.0
-  assert float(w_clean[0, 0]) > 1.0
-  w_noise, _ = run(1.0)
-  assert abs(float(w_noise[0, 0])) < float(w_clean[0, 0]) / 2
-
-
-def test_unknown_names_raise_config_error():
+def test_theorem1_activations_come_from_the_models_registry():
+  z = jnp.array([-2.0, 0.5])
+  np.testing.assert_allclose(pn.activation(pn.LEAKY_RELU)(z), [-0.2, 0.5])
+  assert pn.activation("relu") is models.ACTIVATIONS["relu"]
+  with pytest.raises(ConfigError):
+    pn.activation("tanh")  # in the registry, but not homogeneous
   with pytest.raises(ConfigError):
     pn.surrogate("squared")
-  with pytest.raises(ConfigError):
-    pn.activation("tanh")
 
 
-def _tiny_config(parts):
-  from experiments import pure_noise as E
-  cfg = E.get_config("quick")
-  cfg.parts = parts
-  cfg.d = 6
-  cfg.theorem1.update(dict(depths=(2,), num_nets=8))
-  cfg.single.update(dict(steps=2000, record_every=100, seeds=2))
-  cfg.hidden.update(dict(steps=2000, record_every=200, seeds=2, scaling_h=(1 / 6,),
-                         scaling_budget=50.0, scaling_seeds=1))
-  cfg.basis.update(dict(ks=(8,), d=3, steps=1000, record_every=500, seeds=2))
-  return cfg, E.run
+def test_theorem1_summary_skips_nets_with_every_unit_off():
+  r = {"margin": np.array([-1.0, 0.0, -2.0]),
+       "inner": np.array([[2.0, 2.0], [0.0, 0.0], [1.0, 1.1]]),
+       "predicted_inner": np.array([2.0, 0.0, 1.0]),
+       "norm_change": np.array([[[-1.0, -1.0]], [[0.0, 0.0]], [[-1.0, 0.5]]]),
+       "h0": np.array([1.0, 5.0, 3.0])}
+  (row,) = pn.theorem1_summary({("relu", "hinge"): r})
+  assert (row["misclassified"], row["dead_nets"]) == (2, 1)
+  assert row["all_layers_shrink"] == 0.5
+  assert row["max_balance_error"] == pytest.approx(0.1)
+  assert row["median_h0"] == 2.0
 
 
-def test_pure_noise_end_to_end_theorems():
-  cfg, run_fn = _tiny_config(("theorem1", "basis"))
-  workdir = tempfile.mkdtemp()
-  claims = experiment.execute("pure_noise", cfg, workdir, run_fn)
-  ids = {c.id: c for c in claims}
-  assert ids["theorem1_every_layer_shrinks"].passed
-  assert ids["theorem3_outputs_vanish"].passed
-  assert ids["theorem4_large_h_all_dead"].passed
-  import pathlib
-  assert (pathlib.Path(workdir) / "thm34_standard_basis.png").exists()
+def test_death_time_exponent_of_an_exact_power_law():
+  rows = [{"h": h, "steps_to_death": 7.0 / h**2} for h in (0.1, 0.05, 0.025)]
+  exponent, at_paper_h = pn.death_time_exponent(rows, d=10)
+  assert exponent == pytest.approx(2.0)
+  assert at_paper_h == pytest.approx(7.0 * 10**4)
+  rows[1]["steps_to_death"] = float("inf")  # one run never died: no fit
+  assert np.isnan(pn.death_time_exponent(rows, d=10)[0])
+  assert pn.first_below([3.0, 2.0, 0.5, 0.1], [0, 10, 20, 30], 1.0) == 20.0
 
 
-@pytest.mark.slow
-def test_pure_noise_end_to_end_dynamics():
-  cfg, run_fn = _tiny_config(("single", "hidden"))
-  workdir = tempfile.mkdtemp()
-  claims = experiment.execute("pure_noise", cfg, workdir, run_fn)
-  assert {c.id for c in claims} >= {"theorem2_hinge_equilibrium_dh", "fig4_relu_death"}
-  import pathlib
-  for name in ("fig2_single_neuron.png", "fig3_no_bias.png", "fig4_with_bias.png"):
-    assert (pathlib.Path(workdir) / name).exists()
-
-
-def test_pure_noise_rejects_unknown_part():
-  cfg, run_fn = _tiny_config(("theorem5",))
-  with pytest.raises(ConfigError):
-    experiment.execute("pure_noise", cfg, tempfile.mkdtemp(), run_fn)
+def test_hidden_layer_summary_on_a_short_biased_run():
+  keys = jax.random.split(jax.random.key(6), 2)
+  out = jax.tree.map(np.asarray, pn.hidden_layer_pure_noise(
+      keys, 0.2, d=4, width=16, bias=True, loss="hinge", steps=400, record_every=100))
+  s = pn.hidden_layer_summary(*out, np.arange(5) * 100)
+  assert s["w_norm_init"] == pytest.approx(float(out[1]["w_norm"][:, 0].mean()))
+  assert 0 <= s["active_fraction_final"] < 0.5 and s["fraction_biases_decreased"] > 0.5

@@ -1,11 +1,12 @@
-"""Tests of noisejax.theory.clusterable (Li, Soltanolkotabi & Oymak)."""
+"""noisejax.theory.clusterable (Li, Soltanolkotabi & Oymak): Σ(C), S₊ and Thm 9.2, the
+simulator of eq. (2) under GD, the Jacobian spectrum and the CNN training probe."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from noisejax import models, synthetic
+from noisejax import config as cfg, metrics, models, noise, persample, synthetic, train
 from noisejax.errors import ConfigError
 from noisejax.theory import clusterable as cl
 
@@ -82,7 +83,7 @@ def test_lemma_10_10_and_diffusedness():
   assert bound <= cl.sparse_corruption_bound(y_N, y_true_N, data.cluster_id, 4) + 1e-6
 
 
-def test_ntk_gram_matches_autodiff_jacobian():
+def test_one_hidden_layer_gram_matches_autodiff_and_the_generic_ntk():
   key_w, key_x = jax.random.split(jax.random.PRNGKey(6))
   w_KxD = cl.init_hidden(key_w, 12, 4)
   v_K = cl.output_weights(12)
@@ -90,8 +91,11 @@ def test_ntk_gram_matches_autodiff_jacobian():
   for activation in ("relu", "softplus"):
     jac_NxKxD = jax.jacrev(lambda w: cl.network(w, v_K, x_NxD, activation))(w_KxD)
     j_NxP = jac_NxKxD.reshape(7, -1)
-    np.testing.assert_allclose(cl.ntk_gram(w_KxD, v_K, x_NxD, activation), j_NxP @ j_NxP.T,
-                               rtol=1e-4, atol=1e-5)
+    gram_NxN = cl.one_hidden_layer_gram(w_KxD, v_K, x_NxD, activation)
+    np.testing.assert_allclose(gram_NxN, j_NxP @ j_NxP.T, rtol=1e-4, atol=1e-5)
+    generic_NxN = persample.ntk_gram(lambda w, x: cl.network(w, v_K, x, activation)[:, None],
+                                     w_KxD, x_NxD, block_size=4)
+    np.testing.assert_allclose(gram_NxN, generic_NxN, rtol=1e-4, atol=1e-5)
   assert float(jnp.sum(v_K)) == pytest.approx(0.0) and float(v_K @ v_K) == pytest.approx(1.0)
 
 
@@ -149,88 +153,118 @@ def test_top_subspace_fractions():
                              rtol=1e-9)
 
 
-def test_network_matches_fixed_output_net_and_separation_auc():
+def test_network_matches_fixed_output_net():
   x_NxD = jax.random.normal(jax.random.PRNGKey(9), (4, 6))
   model = models.get_model("fixed_output_net", 1, hidden=10)
   variables = model.init(jax.random.PRNGKey(10), x_NxD)
   expected_N = model.apply(variables, x_NxD)[:, 0]
   np.testing.assert_allclose(cl.network(variables["params"]["W"], cl.output_weights(10), x_NxD),
                              expected_N, rtol=1e-5, atol=1e-6)
-  assert cl.separation_auc([0.1, 0.2], [0.3, 0.5]) == 1.0
-  assert cl.separation_auc([0.1, 0.4], [0.3]) == 0.5
-  assert cl.separation_auc([1.0], [0.0, 1.0]) == 0.25
 
 
-def _tiny_config():
-  from experiments import clusterable_gd  # pylint: disable=g-import-not-at-top
-  config = clusterable_gd.get_config("quick")
-  # Equal shapes and step counts across parts share one compiled GD scan.
-  config.covariance.update(num_clusters=(3,), mc_samples=20_000, mc_batch=10_000,
-                           smooth_activations=("tanh",))
-  config.fig5.update(n=40, d=5, hidden=50, num_steps=200, record_every=10, early_step=20,
-                     late_step=200, num_seeds=2)
-  config.perfect.update(num_clusters=(2, 4), n=40, d=5, hidden=50, num_steps=200,
-                        record_every=10)
-  config.distance.update(corruptions=(0.0, 0.3), num_steps=200, record_every=10,
-                         hidden_sizes=(50, 100), width_steps=40, width_seeds=2)
-  config.sweeps.mnist.data.update(limit=120, val_size=20, test_limit=50)
-  config.sweeps.mnist.optim.update(epochs=1, checkpoint_every=1)
-  config.jacobian.data.limit = 40
-  config.jacobian.block_size = 20
-  config.jacobian.optim.update(epochs=1, checkpoint_every=1)
-  return clusterable_gd, config
+def test_simulate_runs_every_data_set_like_gradient_descent():
+  setup = cl.Setup(n=30, d=4, hidden=40, eps0=0.3)
+  datasets = [setup.data(jax.random.PRNGKey(s)) for s in range(2)]
+  key = jax.random.PRNGKey(11)
+  runs = setup.simulate(datasets, key, num_steps=20, record_every=5)
+  assert runs.trace.outputs_TxN.shape == (2, 5, 30) and runs.lr_S.shape == (2,)
+  alphas = cl.class_values(2)
+  for s, ds in enumerate(datasets):
+    w0_KxD = cl.init_hidden(jax.random.fold_in(key, s), 40, 4)
+    lr = cl.step_size(w0_KxD, cl.output_weights(40), ds.x)  # η = 1/‖J(W0)‖²
+    assert runs.lr_S[s] == pytest.approx(lr, rel=1e-5)
+    one = cl.gradient_descent(w0_KxD, cl.output_weights(40), ds.x, alphas[ds.labels], lr,
+                              num_steps=20, record_every=5)
+    np.testing.assert_allclose(runs.trace.outputs_TxN[s], one.outputs_TxN, rtol=1e-4, atol=1e-5)
+  err_true_SxT, err_given_SxT = runs.errors()
+  pred_SxTxN = runs.predictions()
+  np.testing.assert_allclose(err_given_SxT[1, -1], np.mean(pred_SxTxN[1, -1] != np.asarray(
+      datasets[1].labels)))
+  assert err_true_SxT.shape == (2, 5) and set(np.unique(pred_SxTxN)) <= {0, 1}
+  losses_SxN, noisy_SxN = runs.losses(2), runs.stack("is_noisy")
+  np.testing.assert_allclose(losses_SxN, 0.5 * np.asarray(runs.trace.outputs_TxN[:, 2] -
+                                                          runs.y_SxN) ** 2)
+  assert runs.loss_auc(2) == pytest.approx(np.mean([metrics.separation_auc(
+      l[~m], l[m]) for l, m in zip(losses_SxN, noisy_SxN)]))
+  same = setup.simulate(datasets, key, num_steps=5, record_every=5, same_init=True)
+  np.testing.assert_array_equal(same.w0_SxKxD[0], same.w0_SxKxD[1])
+  assert not np.array_equal(runs.w0_SxKxD[0], runs.w0_SxKxD[1])
 
 
-def test_tiny_theory_parts_end_to_end(tmp_path):
-  from noisejax import experiment  # pylint: disable=g-import-not-at-top
-  module, config = _tiny_config()
-  config.sweeps.enabled = config.jacobian.enabled = False
-  claims = experiment.execute("clusterable_gd", config, tmp_path, module.run)
-  by_id = {c.id: c for c in claims}
-  assert {"covariance/closed_form_matches_mc", "covariance/lambda_positive",
-          "fig5/early_fits_true_labels", "fig5/loss_overlap_late", "perfect/no_overfitting",
-          "perfect/theorem_9_2_bound", "distance/fit_needs_more_distance",
-          "distance/width_independent"} <= set(by_id)
-  for name in ("fig5a_training_error.png", "fig5bc_loss_histograms.png", "perfect_clusters.png",
-               "distance_from_init_clusterable.png", "claims.json", "fig5.json"):
-    assert (tmp_path / name).exists(), name
-  assert by_id["covariance/closed_form_matches_mc"].passed
-  for row in by_id["perfect/theorem_9_2_bound"].measured.values():
-    # ε0 = 0: every iterate stays cluster-constant, so GD ends at Π_{S₊}(y) within the bound.
-    assert row["sup_error"] <= row["thm92"] + 1e-3
+def test_distance_table_and_perfect_clusters_simulation():
+  # Equal shapes (2 runs, n = 48, d = 5, k = 100, 300 steps) share one compiled GD scan.
+  record = cl.perfect_clusters_simulation(jax.random.PRNGKey(12), num_clusters=(2, 3),
+                                          num_classes=2, rho=0.125, n=48, d=5, hidden=100,
+                                          num_steps=300, record_every=100)
+  assert record["error_true_SxT"].shape == (2, 4) and list(record["steps"]) == [0, 100, 200, 300]
+  for row in record["rows"]:
+    assert row["rho_realized"] == pytest.approx(0.125) and row["rho_within_delta_over_8"]
+    assert row["max_true_error_second_half"] == 0  # ε0 = 0: never misclassified (Thm 7.1)
+    assert row["sup_error"] <= row["thm92_bound"] + 1e-3 <= row["thm71_bound"] + 1e-3
+  setup = cl.Setup(n=48, d=5, hidden=100)
+  out = cl.distance_simulation(setup, jax.random.PRNGKey(13), corruptions=(0.0, 0.5),
+                               num_steps=300, record_every=100, fit_error=0.0, early_step=100,
+                               hidden_sizes=(100,), width_steps=300, width_seeds=2)
+  clean, noisy = out["rows"]
+  assert clean["fit_step"] is not None and clean["fit_distance"] > 0
+  assert noisy["fit_step"] is None or noisy["fit_distance"] > clean["fit_distance"]
+  assert clean["early_stop_distance"] == pytest.approx(
+      out["distance_SxT"][0, clean["early_stop_step"] // 100])
+  assert out["width"][0]["hidden"] == 100 and out["width"][0]["distance_at_early_step"] > 0
 
 
-def test_tiny_cnn_parts_end_to_end(tmp_path):
-  from noisejax import experiment  # pylint: disable=g-import-not-at-top
-  module, config = _tiny_config()
-  for part in ("covariance", "fig5", "perfect", "distance"):
-    config[part].enabled = False
-  config.sweeps.mnist.model.name = "mlp"  # the LeNet-5 / ResNet-20 code path, faster to compile
-  config.sweeps.mnist.noise.rates = (0.0, 0.5)
-  config.sweeps.mnist.hist_rates = (0.0, 0.5)
-  config.jacobian.model.name = "mlp"
-  claims = experiment.execute("clusterable_gd", config, tmp_path, module.run)
-  by_id = {c.id: c for c in claims}
-  assert {"fig1/mnist/converged_fits_corruption", "fig1/mnist/early_stopping_robust",
-          "fig3/mnist/distance_grows_with_corruption", "fig4ab/mnist/loss_separation",
-          "fig4c/few_large_singular_values", "fig4c/residual_vs_corruption_subspace"} <= set(by_id)
-  for name in ("fig1_mnist_accuracy_vs_corruption.png", "fig3_mnist_accuracy_vs_distance.png",
-               "fig4ab_mnist_loss_histograms.png", "fig4c_jacobian_spectrum.png",
-               "mnist_noise0.5/metrics.jsonl", "mnist_noise0.5/per_sample_losses.npz"):
-    assert (tmp_path / name).exists(), name
-  jac = by_id["fig4c/few_large_singular_values"].measured
-  assert jac["n"] == 40 and 1 <= jac["init"] <= 40
-  noisy = np.load(tmp_path / "mnist_noise0.5" / "noise.npz")
-  assert 0.3 < noisy["rate"] < 0.6  # half the labels redrawn uniformly over 10 classes
+def _probe_splits(n=64):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(n + 32, 5)).astype(np.float32)
+  y = (x[:, 0] > 0).astype(np.int32)
+  noisy = noise.corrupt(jax.random.PRNGKey(14), y[:n], 2, "symmetric", 0.25)
+  return train.Splits(x[:n], noisy, x[n:], y[n:])
 
 
-def test_bad_nested_config_is_one_line_error(tmp_path):
-  from noisejax import experiment  # pylint: disable=g-import-not-at-top
-  module, config = _tiny_config()
-  config.sweeps.mnist.optim.name = "rmsprop"
-  with pytest.raises(ConfigError, match="sweeps.mnist.optim.name"):
-    experiment.execute("clusterable_gd", config, tmp_path, module.run)
-  config.sweeps.mnist.optim.name = "adadelta"
-  config.fig5.early_step = 25
-  with pytest.raises(ConfigError, match="fig5.early_step"):
-    experiment.execute("clusterable_gd", config, tmp_path / "b", module.run)
+def test_training_probe_measures_and_survives_a_restart(tmp_path):
+  splits = _probe_splits()
+  config = cfg.training(cfg.model("mlp", hidden=(16,)), cfg.loss("squared"),
+                        cfg.optim("sgd", lr=0.2, batch_size=16, epochs=2))
+  probe = cl.TrainingProbe(tmp_path, splits.x_test, splits.y_test)
+  result = train.train_classifier(config, splits, key=jax.random.key(0), eval_fn=probe)
+  history = result.history
+  assert history[0]["distance"] == 0.0 and history[-1]["relative_distance"] > 0
+  final = result.snapshot(0, splits)
+  theta0 = probe.initial_variables()["params"]
+  assert history[-1]["distance"] == pytest.approx(
+      metrics.parameter_distance(final.variables["params"], theta0), rel=1e-5)
+  outputs = final.predict(splits.x_train)
+  np.testing.assert_allclose(probe.losses(history[-1]["step"]), 0.5 * np.sum(
+      (outputs - np.eye(2)[splits.noisy.labels]) ** 2, -1), rtol=1e-5, atol=1e-6)
+  predicted = outputs.argmax(-1)
+  assert history[-1]["train_error_true"] == pytest.approx(
+      np.mean(predicted != splits.noisy.clean_labels))
+  assert history[-1]["val_error"] == pytest.approx(
+      np.mean(final.predict(splits.x_test).argmax(-1) != splits.y_test))
+  reopened = cl.TrainingProbe(tmp_path, splits.x_test, splits.y_test)  # a resumed run
+  early = reopened.early_stopped(history, splits.noisy.is_noisy)
+  assert early["early"] == min(history, key=lambda r: (r["val_error"], r["step"]))
+  mask = splits.noisy.is_noisy
+  assert early["auc_early"] == metrics.separation_auc(early["losses_early"][~mask],
+                                                      early["losses_early"][mask])
+  chex_equal = jax.tree.map(np.array_equal, reopened.initial_variables(), probe.initial_variables())
+  assert all(jax.tree.leaves(chex_equal))
+
+
+def test_jacobian_spectrum_of_the_fixed_output_net_is_the_closed_form():
+  x_NxD = np.asarray(jax.random.normal(jax.random.PRNGKey(15), (12, 6)))
+  labels = noise.corrupt(None, (x_NxD[:, 0] > 0).astype(np.int32), 2, "none", 0.0)
+  config = cfg.training(cfg.model("fixed_output_net", hidden=20, num_outputs=1),
+                        cfg.loss("squared"), cfg.optim("sgd", lr=0.01, batch_size=4, epochs=1))
+  splits = train.Splits(x_NxD, labels, x_NxD, labels.labels)
+  result = train.train_classifier(config, splits, key=jax.random.key(16))
+  variables = result.snapshot(0, splits).variables
+  targets_N, e_N = np.ones(12), np.eye(12)[0]
+  sigma, shares = cl.jacobian_spectrum(result.spec, variables, x_NxD, targets_N, e_N,
+                                       block_size=5)
+  gram_NxN = cl.one_hidden_layer_gram(variables["params"]["W"], cl.output_weights(20), x_NxD)
+  np.testing.assert_allclose(sigma, cl.singular_values_from_gram(gram_NxN), rtol=1e-4, atol=1e-5)
+  residual_N = np.asarray(result.spec.model.apply(variables, x_NxD))[:, 0] - targets_N
+  expected = cl.top_subspace_fractions(gram_NxN, {"clean_residual": residual_N, "corruption": e_N})
+  assert shares["num_top"] == expected["num_top"]
+  assert shares["clean_residual"] == pytest.approx(expected["clean_residual"], rel=1e-3)

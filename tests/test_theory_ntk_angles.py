@@ -1,13 +1,11 @@
-"""Theorem 3.1 / Corollary 3.2 closed forms, the finite-width measurement, and Figs. 2–3."""
-
-import json
+"""Theorem 3.1 / Corollary 3.2 closed forms, the finite-width measurement, eq. 8 / 14."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from noisejax import experiment
+from noisejax import models
 from noisejax.errors import ConfigError
 from noisejax.theory import ntk_angles
 
@@ -56,7 +54,7 @@ def test_theta_h_at_init_equals_angles_of_explicit_jacobian_rows():
   x_NxD = jax.random.normal(jax.random.key(2), (5, 2))
   theta = ntk_angles.theta_h_at_init(model, jax.random.key(3), x_NxD, chunk_size=2)
   params = model.init(jax.random.key(3), x_NxD[:1])["params"]
-  jac = jax.jacrev(lambda p: model.apply({"params": p}, x_NxD)[:, 0])(params)
+  jac = jax.jit(jax.jacrev(lambda p: model.apply({"params": p}, x_NxD)[:, 0]))(params)
   jac_NxP = jnp.concatenate([leaf.reshape(5, -1) for leaf in jax.tree_util.tree_leaves(jac)], 1)
   unit = jac_NxP / jnp.linalg.norm(jac_NxP, axis=1, keepdims=True)
   np.testing.assert_allclose(theta, np.arccos(np.clip(unit @ unit.T, -1, 1)), atol=2e-3)
@@ -86,17 +84,21 @@ def test_circle_curves_shape_and_reference_angle():
   np.testing.assert_allclose(theta_h[:, 0], 0, atol=2e-3)  # ∠(∇h(x), ∇h(x)) = 0
 
 
-def test_ntk_angles_experiment_tiny(tmp_path):
-  from experiments import ntk_angles as module
-  cfg = module.get_config("quick")
-  cfg.width, cfg.depths, cfg.num_points, cfg.num_inits = 128, (2,), 16, 2
-  cfg.clusters.n_per_cluster, cfg.clusters.depth = 8, 2
-  claims = experiment.execute("ntk_angles", cfg, tmp_path, module.run)
-  by_id = {c.id: c for c in claims}
-  assert set(by_id) == {"thm3.1_linear_two_layer", "thm3.1_relu_two_layer", "cor3.2_monotone",
-                        "fig3_within_smaller_than_between"}
-  assert by_id["fig3_within_smaller_than_between"].passed
-  assert by_id["cor3.2_monotone"].measured["closed_form"] == {"linear": True, "relu": True}
-  for name in ("fig2_theta_h_vs_theta_d.png", "fig3_cluster_angles.png", "claims.json"):
-    assert (tmp_path / name).exists()
-  assert len(json.loads((tmp_path / "claims.json").read_text())) == 4
+def test_predicted_ratios_eq8_eq14():
+  assert ntk_angles.predicted_ratio(0.4, 2, num_outputs=1) == pytest.approx(1.5)
+  assert ntk_angles.predicted_ratio(0.3, 10, num_outputs=10) == pytest.approx(21.0)
+
+
+def test_closed_forms_exist_for_the_listed_activations_only():
+  assert set(ntk_angles.CLOSED_FORM_ACTIVATIONS) <= set(models.ACTIVATIONS)
+  for activation in ntk_angles.CLOSED_FORM_ACTIVATIONS:
+    ntk_angles.theta_h_infinite_width(1.0, 3, activation)
+  with pytest.raises(ConfigError, match="activation"):
+    ntk_angles.theta_h_infinite_width(1.0, 3, "tanh")
+  with pytest.raises(ConfigError, match="activation"):
+    ntk_angles.ntk_mlp(2, 8, "softplus")
+
+
+def test_predicted_ratios_eq8_eq14():
+  assert ntk_angles.predicted_ratio(0.4, 2, num_outputs=1) == pytest.approx(1.5)
+  assert ntk_angles.predicted_ratio(0.3, 10, num_outputs=10) == pytest.approx(21.0)
