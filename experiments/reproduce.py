@@ -63,6 +63,11 @@ def rounded(value, digits: int = 4):
   return value
 
 
+def _cell(text: str) -> str:
+  """Text for one Markdown table cell: a '|' inside it would end the cell."""
+  return text.replace("|", "\\|")
+
+
 def claims_table(results: dict) -> str:
   lines = ["# Claims checked by `python -m experiments.reproduce`", "",
            "Every row is measured on the run named in its experiment column; "
@@ -77,8 +82,9 @@ def claims_table(results: dict) -> str:
       measured = c.measured if isinstance(c.measured, str) else json.dumps(rounded(c.measured))
       if len(measured) > 160:
         measured = measured[:157] + "..."
-      lines.append(f"| {name} | `{c.id}`: {c.statement} | {c.paper} | {c.expected} | "
-                   f"{measured} | {'PASS' if c.passed else 'FAIL'} |")
+      cells = [_cell(v) for v in (c.statement, c.expected, measured)]
+      lines.append(f"| {name} | `{c.id}`: {cells[0]} | {c.paper} | {cells[1]} | "
+                   f"{cells[2]} | {'PASS' if c.passed else 'FAIL'} |")
   lines += ["", "| experiment | reproduces | runtime (s) |", "|---|---|---|"]
   for name, (status, _, seconds) in results.items():
     lines.append(f"| {name} | {_described(name)} | {seconds:.0f} |")

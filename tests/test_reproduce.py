@@ -19,6 +19,9 @@ def test_claims_table_lists_pass_fail_and_crashes():
   assert "| u_curve | `a/b`: it holds | sln | > 1 | 2.0 | PASS |" in table
   assert '| u_curve | `a/c`: it fails | sln | < 1 | {"x": 3} | FAIL |' in table
   assert "| ntk_angles | — | — | — | RuntimeError: boom | CRASHED |" in table
+  piped = reproduce.claims_table({"u_curve": ("ok", [claims.Claim(
+      "a/d", "sln", "|x| is small", "max |x| < 1", 0.5, True)], 1.0)})
+  assert "`a/d`: \\|x\\| is small | sln | max \\|x\\| < 1 | 0.5 | PASS |" in piped
 
 
 def test_measured_values_are_rounded_for_reading():
