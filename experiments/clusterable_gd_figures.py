@@ -34,7 +34,7 @@ def fig5(record, config) -> dict:
   for ax, at, losses in ((axes[0, 0], early, record["losses_early_SxN"]),
                          (axes[0, 1], late, record["losses_late_SxN"])):
     plots.loss_histograms(ax, losses, record["is_noisy_SxN"], xlabel="least-squares loss",
-                          title=f"iteration {at['step']} (AUC {at['auc']:.3f})",
+                          title=f"iteration {at['step']} (mean AUC {np.mean(at['auc_S']):.3f})",
                           names=("clean", "corrupted"))
   hist.suptitle("Fig. 5b–c: per-sample loss ½(f − y)², clean vs corrupted")
   return {"fig5a_training_error.png": fig, "fig5bc_loss_histograms.png": hist}

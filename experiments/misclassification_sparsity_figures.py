@@ -44,18 +44,20 @@ def plot_mnist(record, config) -> dict:
   for name, r in runs.items():
     p = float(name.rsplit("_p", 1)[1])
     ls = "-" if name.startswith(record["losses"][0]) else "-."
-    mean = {k: v.mean(0) for k, v in r["curves"].items()}
-    axes[0, 0].plot(epochs_T, mean["active_train"], ls, color=_p_color(p), label=name)
-    axes[0, 1].plot(epochs_T, mean["train_error"], ls, color=_p_color(p), lw=0.8, alpha=0.6,
-                    label=f"train, {name}")
-    axes[0, 1].plot(epochs_T, mean["test_error"], ls, color=_p_color(p), label=f"test, {name}")
+    curves, color = r["curves"], _p_color(p)  # S×T: the mean over seeds with a ±1 std band
+    plots.mean_band(axes[0, 0], epochs_T, curves["active_train"], color=color, ls=ls, label=name)
+    axes[0, 1].plot(epochs_T, curves["train_error"].mean(0), ls, color=color, lw=0.8,
+                    alpha=0.6, label=f"train, {name}")
+    plots.mean_band(axes[0, 1], epochs_T, curves["test_error"], color=color, ls=ls,
+                    label=f"test, {name}")
   axes[0, 0].set(xlabel="epoch", ylabel="fraction of active hidden neurons",
                  title="(a) typical fraction of active neurons (training inputs)")
   axes[0, 1].set(xlabel="epoch", ylabel="classification error", ylim=(0, 0.3),
                  title="(b) training (clean labels) and test error")
   for ax in axes[0]:
     ax.legend(fontsize=7)
-  fig.suptitle(f"Fig. 5: MNIST, {record['hidden']} ReLU neurons, batch-1 SGD")
+  seeds = len(next(iter(runs.values()))["final"])
+  fig.suptitle(f"Fig. 5: MNIST, {record['hidden']} ReLU neurons, batch-1 SGD, {seeds} seeds")
   figs = {"fig5_mnist.png": fig}
   first = record["losses"][0]
   for p in record["p"]:

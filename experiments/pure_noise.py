@@ -21,6 +21,8 @@ small equilibrium, with bias < 5% of the neurons fire at the end. The simulation
 in noisejax/theory/pure_noise.py; the figures in experiments/pure_noise_figures.py.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -161,10 +163,15 @@ def compute_single(config, run) -> dict:
               mean_norms={loss: norms[loss].mean(1) for loss in pn.SURROGATES})  # H×R
 
 
+def _over_seeds(claim_list, seeds) -> list:  # the statistic the claims are judged on
+  return [dataclasses.replace(c, statement=f"{c.statement} [judged on the mean over {seeds} "
+                              "seeds, run in one program]") for c in claim_list]
+
+
 def claims_single(record, config) -> list:
   s = record["summary"]
   hinge, logistic = s["hinge"], s["logistic"]
-  return [
+  return _over_seeds([
       claims.claim(
           "theorem2_hinge_equilibrium_dh", PAPER,
           "Theorem 2 (a), Fig. 2: with hinge loss ‖V‖ settles at O(dh): the equilibrium "
@@ -190,7 +197,7 @@ def claims_single(record, config) -> list:
            for loss in pn.SURROGATES],
           {loss: (s[loss]["early_rate_over_h"], s[loss]["predicted_early_rate_over_h"])
            for loss in pn.SURROGATES}),
-  ]
+  ], config.single.seeds)
 
 
 # ----------------------------------------------------------------------------------------
@@ -228,7 +235,7 @@ def claims_hidden(record, config) -> list:
   s = record["summary"]
   nb_h, nb_l = s["nobias_hinge"], s["nobias_logistic"]
   b_h, b_l = s["bias_hinge"], s["bias_logistic"]
-  return [
+  return _over_seeds([
       claims.claim(
           "fig3_no_bias_weights_decay", PAPER,
           "Fig. 3: without bias, under pure noise the weights W and V of a 4d-neuron ReLU "
@@ -271,6 +278,7 @@ def claims_hidden(record, config) -> list:
                             b_l["fraction_biases_decreased"]), ">=", 0.99)],
           dict(hinge=b_h["fraction_biases_decreased"],
                logistic=b_l["fraction_biases_decreased"])),
+  ], config.hidden.seeds) + [
       claims.claim(
           "fig4_death_time_scales_as_inverse_h2", PAPER,
           "(scaling used by the quick preset) the number of steps until < 10% of the "

@@ -138,3 +138,14 @@ def class_associated(counts_UxC, ratio: float = 2.0):
   top2 = jax.lax.top_k(counts_UxC, 2)[0]
   mask = (top2[:, 0] > 0) & (top2[:, 0] >= ratio * top2[:, 1])
   return mask, jnp.where(mask, jnp.argmax(counts_UxC, axis=1), -1)
+
+
+def trained_activity(snapshot, train_set, test_set, ratio: float = 2.0) -> dict:
+  """A trained net's activity (train.Snapshot) on every input of two data.Datasets: active
+  fractions, firing counts per class (U×C), class-associated and never-firing units
+  (misclassification Appendix F)."""
+  hidden = activations_fn(snapshot.model, snapshot.variables)
+  activity = class_activity(hidden, train_set.x, train_set.y, train_set.num_classes,
+                            ratio=ratio)
+  activity["active_test"] = dataset_sparsity(hidden, test_set.x)["hidden_0"]
+  return activity

@@ -238,3 +238,18 @@ def test_killed_process_resumes_bit_for_bit(tmp_path):
   full = train.train_classifier(training_config(epochs=12), make_splits(), key=keys)
   chex.assert_trees_all_equal(full.state, resumed.state)
   assert resumed.histories == full.histories
+
+
+def test_runs_per_program_default_and_explicit():
+  config = training_config()
+  spec = train.make_spec(config, 2, 96, (4,))
+  assert train.runs_per_program(spec, config.optim, 8) == 8          # all at once
+  config.optim.runs_per_program = 3
+  assert train.runs_per_program(spec, config.optim, 8) == 3
+  cnn = training_config()
+  cnn.model = cfg.model("lenet5")
+  spec = train.make_spec(cnn, 10, 96, (28, 28, 1))
+  if jax.default_backend() == "cpu":  # conv weight gradients: one run, one call per step
+    assert not train.scan_is_fast(spec) and train.runs_per_program(spec, cnn.optim, 8) == 1
+  else:
+    assert train.scan_is_fast(spec) and train.runs_per_program(spec, cnn.optim, 8) == 8

@@ -328,19 +328,18 @@ class ClusterableRuns:
     """The per-sample losses ½(f(W_τ, x_i) − y_i)² against the given labels at record t, S×N."""
     return 0.5 * np.asarray(self.trace.outputs_TxN[:, t] - self.y_SxN) ** 2
 
-  def kept_true_label(self, t: int) -> float:
-    """The share of corrupted samples whose nearest-class prediction at record t is their
-    true label (Fig. 5a: early on GD classifies by the true labels)."""
-    noisy_SxN = self.stack("is_noisy")
-    return float(np.mean(self.predictions()[:, t][noisy_SxN] ==
-                         self.stack("clean_labels")[noisy_SxN]))
+  def kept_true_label(self, t: int) -> np.ndarray:
+    """Per run, the share of corrupted samples whose nearest-class prediction at record t
+    is their true label (Fig. 5a: early on GD classifies by the true labels)."""
+    noisy_SxN, pred_SxN = self.stack("is_noisy"), self.predictions()[:, t]
+    clean_SxN = self.stack("clean_labels")
+    return np.array([np.mean(p[m] == c[m]) for p, m, c in zip(pred_SxN, noisy_SxN, clean_SxN)])
 
-  def loss_auc(self, t: int) -> float:
-    """The separation AUC of corrupted against clean samples' losses at record t
-    (metrics.separation_auc), averaged over runs: 1 = separated histograms (Fig. 5b)."""
+  def loss_auc(self, t: int) -> np.ndarray:
+    """Per run, the separation AUC of corrupted against clean samples' losses at record t
+    (metrics.separation_auc): 1 = separated histograms (Fig. 5b)."""
     losses_SxN, noisy_SxN = self.losses(t), self.stack("is_noisy")
-    return float(np.mean([metrics.separation_auc(l[~m], l[m])
-                          for l, m in zip(losses_SxN, noisy_SxN)]))
+    return np.array([metrics.separation_auc(l[~m], l[m]) for l, m in zip(losses_SxN, noisy_SxN)])
 
   def jacobian_shares(self, s: int = 0, num_top: int = None) -> dict:
     """Section 4 at W0 of run s: the shares of the clean residual f(W0) − ỹ and of the
@@ -475,8 +474,9 @@ def fig5_simulation(key, *, num_seeds: int, num_steps: int, record_every: int, e
   Returns the S×T training errors against the true and the given labels ("error_true_SxT",
   "error_given_SxT", at "steps"), ‖W_τ − W0‖_F, the realized flip rate and the steps η;
   the per-sample losses at early_step and late_step (S×N, with "is_noisy_SxN"); "early" and
-  "late": the mean errors, the loss separation AUC and the distance there, and at early_step
-  the share of corrupted samples predicted with their true label; Section 4's shares in
+  "late": every seed's errors and loss separation AUC there (arrays over seeds) and the
+  mean distance, and at early_step every seed's share of corrupted samples predicted with
+  their true label; Section 4's shares in
   J(W0)'s top-K subspace for seed 0 ("jacobian_at_init").
   """
   setup = Setup(**setup)
@@ -485,10 +485,9 @@ def fig5_simulation(key, *, num_seeds: int, num_steps: int, record_every: int, e
   runs = setup.simulate(datasets, key_w, num_steps=num_steps, record_every=record_every)
   early, late = early_step // record_every, late_step // record_every
   err_true_SxT, err_given_SxT = runs.errors()
-  true_T, given_T = err_true_SxT.mean(0), err_given_SxT.mean(0)
   distance_SxT = np.asarray(runs.trace.distance_T)
-  at = lambda step, t: {"step": step, "error_true": float(true_T[t]),
-                        "error_given": float(given_T[t]), "auc": runs.loss_auc(t),
+  at = lambda step, t: {"step": step, "error_true_S": err_true_SxT[:, t],
+                        "error_given_S": err_given_SxT[:, t], "auc_S": runs.loss_auc(t),
                         "distance": float(distance_SxT[:, t].mean())}
   return {"steps": np.arange(0, num_steps + 1, record_every), "error_true_SxT": err_true_SxT,
           "error_given_SxT": err_given_SxT, "distance_SxT": distance_SxT,
@@ -496,7 +495,7 @@ def fig5_simulation(key, *, num_seeds: int, num_steps: int, record_every: int, e
           "is_noisy_SxN": runs.stack("is_noisy"), "losses_early_SxN": runs.losses(early),
           "losses_late_SxN": runs.losses(late),
           "early": {**at(early_step, early),
-                    "corrupted_predicted_true_label": runs.kept_true_label(early)},
+                    "corrupted_predicted_true_label_S": runs.kept_true_label(early)},
           "late": at(late_step, late), "jacobian_at_init": runs.jacobian_shares(0)}
 
 

@@ -45,7 +45,10 @@ def test_tiny_preset_end_to_end(tmp_path):
     np.testing.assert_array_equal(curves[k][0, :, 0], curves[k][1, :, 0])
   # ... and the resampled labels then make the p = 0.2 runs differ.
   assert not np.array_equal(curves["active_train"][0, :, -1], curves["active_train"][1, :, -1])
-  assert claims[0].measured == pytest.approx(E.fig1_final(fig1)["test_error"])
+  # The claim is judged on the paired per-seed differences of the last-quarter test errors.
+  last = curves["test_error"][..., -1:].mean(-1)  # tiny: the last quarter is one evaluation
+  assert claims[0].measured["difference"]["per_seed"] == pytest.approx(last[1] - last[0])
+  assert claims[0].measured["difference"]["seeds"] == 2
   runs = _metrics(tmp_path / "fig1" / "metrics.jsonl")
   assert len(runs) == 4 * 5 and {(r["p"], r["seed"]) for r in runs} == {
       (0.0, 0), (0.0, 1), (0.2, 0), (0.2, 1)}
@@ -54,13 +57,14 @@ def test_tiny_preset_end_to_end(tmp_path):
   np.testing.assert_allclose(mnist["epochs"], [0, 0.5, 1, 1.5, 2])
   assert set(mnist["runs"]) == {"sum_logistic_p0", "sum_logistic_p0.1", "cross_entropy_p0",
                                 "cross_entropy_p0.1"}
+  assert len(mnist["runs"]["sum_logistic_p0.1"]["final"]) == 2  # seeds
   final = mnist["runs"]["sum_logistic_p0.1"]["final"][0]  # seed 0
   counts = final["firing_counts"]
   assert counts.shape == (16, 10) and counts.sum(0).max() <= 20 * 16  # 20 digits a class
   # Every firing is counted once: the counts add up to the active fraction.
   assert counts.sum() == pytest.approx(final["active_fraction"] * 200 * 16)
   assert final["never_fire"] == int(np.sum(counts.sum(1) == 0))
-  assert len(_metrics(tmp_path / "mnist_cross_entropy" / "metrics.jsonl")) == 2 * 5
+  assert len(_metrics(tmp_path / "mnist_cross_entropy" / "metrics.jsonl")) == 4 * 5
   for name in FIGURES:
     assert (tmp_path / name).stat().st_size > 10_000
 
