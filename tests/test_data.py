@@ -163,7 +163,7 @@ def test_missing_dataset_fails_fast_with_one_clear_line(tmp_path):
   message = str(err.value)
   assert isinstance(err.value, ValueError) and "\n" not in message
   for part in ("'cifar10'", str(tmp_path), "--config.data.name=mnist5k", "download=False",
-               "python -m noisejax.data cifar10"):
+               f"python -m noisejax.data prepare cifar10 --data_dir {tmp_path}"):
     assert part in message
 
 
@@ -191,10 +191,50 @@ def test_prepare_cli_reports_failure(monkeypatch, tmp_path, capsys):
     raise OSError("network is unreachable")
 
   monkeypatch.setattr(tfds, "data_source", fake_data_source)
-  assert data.main(["cifar100", "--data_dir", str(tmp_path)]) == 1
-  assert "network is unreachable" in capsys.readouterr().err
-  with pytest.raises(ConfigError):
+  assert data.main(["prepare", "cifar100", "--data_dir", str(tmp_path)]) == 1
+  err = capsys.readouterr().err
+  assert "network is unreachable" in err and err.count("\n") == 1
+  with pytest.raises(ConfigError, match="valid: mnist, cifar10, cifar100"):
     data.prepare("mnist5k")
+
+
+def test_prepare_cli_prepares_both_splits_through_tfds(tmp_path, capsys):
+  with tfds.testing.mock_data(num_examples=5):  # download_and_prepare, then the reads
+    assert data.main(["prepare", "mnist", f"--data_dir={tmp_path}"]) == 0
+  assert capsys.readouterr().out == f"mnist prepared in {tmp_path}\n"
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["prepare", "svhn"], "dataset='svhn'"), (["fetch", "mnist"], "command='fetch'"),
+    (["prepare"], "name one dataset or --for"), (["prepare", "mnist", "--for", "u_curve"],
+                                                  "name one dataset or --for"),
+    (["prepare", "--for", "u_curv"], "for='u_curv'"), (["prepare", "mnist", "--data_dir"],
+                                                      "data_dir=None is invalid: needs a value"),
+    (["prepare", "--for", "u_curve", "--preset", "huge"], "preset='huge'"),
+    (["prepare", "mnist", "--fast"], "argv='--fast'")])
+def test_prepare_cli_bad_arguments_are_one_line(argv, field, capsys):
+  assert data.main(argv) == 2
+  err = capsys.readouterr().err
+  assert field in err and err.startswith("error: config.") and err.count("\n") == 1
+
+
+def test_prepare_for_an_experiment_lists_the_tfds_datasets_of_its_preset(capsys):
+  assert data.main(["prepare", "--for", "clean_priority", "--list"]) == 0
+  assert capsys.readouterr().out == ("experiments.clean_priority --preset paper reads "
+                                     "mnist, cifar10\n")
+  assert data.datasets_for("misclassification_sparsity", "quick") == []  # cifar part not run
+  assert data.datasets_for("misclassification_sparsity", "paper") == ["mnist", "cifar10"]
+  assert data.datasets_for("u_curve", "tiny") == []
+
+
+def test_tfds_datasets_walk_every_data_piece_except_skipped_parts():
+  from noisejax import config as cfg
+  import ml_collections
+  config = ml_collections.ConfigDict(dict(
+      data=cfg.data("mnist5k"), a=dict(deep=dict(pool=cfg.data("cifar100"))),
+      b=dict(data=cfg.data("cifar10")), c=dict(data=cfg.data("cifar100"))))
+  assert data.tfds_datasets(config) == ["cifar10", "cifar100"]
+  assert data.tfds_datasets(config, skip={"a", "c"}) == ["cifar10"]
 
 
 def test_default_data_dir_follows_tfds_env(monkeypatch):

@@ -106,6 +106,8 @@ def test_overrides_keep_types():
   assert config.noise.kind == "pair"
   experiment.apply_override(config, "parts", "first,second")
   assert config.parts == ("first", "second")
+  experiment.apply_override(config, "parts", "(second,)")  # as the README writes it
+  assert config.parts == ("second",)
 
 
 def test_unknown_field_names_valid_choices():

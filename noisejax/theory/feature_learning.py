@@ -36,7 +36,7 @@ import numpy as np
 
 from noisejax import losses
 
-J_2 = jnp.array([1.0, -1.0])  # the class sign j of W[0] and W[1]
+J_2 = np.array([1.0, -1.0], np.float32)  # the class sign j of W[0] and W[1]
 LOG2 = float(np.log(2.0))
 
 
