@@ -105,17 +105,16 @@ def load_results(workdir: pathlib.Path):
 
 def main(argv):
   preset, only, root, fresh_all = "quick", list(EXPERIMENTS), None, False
-  args = list(argv)
   try:
-    while args:
-      arg = args.pop(0)
-      key, eq, value = arg.partition("=")
-      if key == "--fresh":
+    flags = experiment.read_flags(argv, switches=("--fresh",),
+                                  valued=("--preset", "--only", "--workdir"))
+    if flags is None:
+      print(__doc__)
+      return 0
+    for arg, key, value in flags:
+      if key == "--fresh" and value is True:
         fresh_all = True
-        continue
-      if not eq and key in ("--preset", "--only", "--workdir"):
-        value = args.pop(0) if args else ""
-      if key == "--preset":
+      elif key == "--preset":
         preset = check_choice("preset", value, experiment.PRESETS)
       elif key == "--only":
         only = [n for n in value.split(",") if n]

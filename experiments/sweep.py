@@ -52,23 +52,16 @@ def _positive_int(field: str, text: str) -> int:
 
 def parse_args(argv: list[str]):
   """The command line as a dict; None for --help."""
+  flags = experiment.read_flags(argv, switches=("--status",), valued=_VALUED)
+  if flags is None:
+    return None
   out = {"experiment": None, "preset": "quick", "root": None, "grid": [], "seeds": 1,
          "executor": "local", "parallel": None, "slurm": {}, "metric": None, "x": None,
          "status": False}
-  args = list(argv)
-  while args:
-    arg = args.pop(0)
-    if arg in ("-h", "--help"):
-      return None
-    key, eq, value = arg.partition("=")
-    if key == "--status" and not eq:
+  for arg, key, value in flags:
+    if key == "--status" and value is True:
       out["status"] = True
-      continue
-    if key in _VALUED and not eq:
-      if not args:
-        raise ConfigError(key[2:], None, reason="needs a value")
-      value = args.pop(0)
-    if key == "--grid":
+    elif key == "--grid":
       out["grid"].append(value)
     elif key in ("--seeds", "--parallel"):
       out[key[2:]] = _positive_int(key[2:], value)
@@ -76,7 +69,7 @@ def parse_args(argv: list[str]):
       out["executor"] = check_choice("executor", value, EXECUTORS)
     elif key in _VALUED:
       out[key[2:]] = value
-    elif key.startswith("--slurm.") and eq:
+    elif key.startswith("--slurm.") and value is not None:
       out["slurm"][key[len("--slurm."):]] = experiment.parse_value(key[2:], value, None)
     elif not arg.startswith("-") and out["experiment"] is None:
       out["experiment"] = arg

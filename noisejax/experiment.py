@@ -403,28 +403,43 @@ def apply_override(config, field: str, text: str):
 _FLAGS = ("--preset", "--workdir", "--config.<field>=<value>", "--replot", "--dry_run")
 
 
-def parse_args(argv: list[str]) -> Optional[dict]:
-  """{"preset", "workdir", "overrides": [(field, text)], "replot", "dry_run"}; None for
-  --help."""
-  out = {"preset": "quick", "workdir": None, "overrides": [], "replot": False, "dry_run": False}
-  args = list(argv)
+def read_flags(argv: list[str], *, switches=(), valued=()) -> Optional[list[tuple]]:
+  """The command line as (argument, flag, value) triples, None for -h/--help: a switch
+  gives True, a valued flag takes `--flag=value` or `--flag value`, any other
+  `--key=value` its value, and anything else None."""
+  if any(arg in ("-h", "--help") for arg in argv):
+    return None
+  args, out = list(argv), []
   while args:
     arg = args.pop(0)
-    if arg in ("-h", "--help"):
-      return None
     key, eq, value = arg.partition("=")
-    if key in ("--replot", "--dry_run") and not eq:
-      out[key[2:]] = True
-      continue
-    if key in ("--preset", "--workdir") and not eq:
+    if key in switches and not eq:
+      value = True
+    elif key in valued and not eq:
       if not args:
         raise ConfigError(key[2:], None, reason="needs a value")
       value = args.pop(0)
-    if key == "--preset":
+    elif not eq:
+      value = None
+    out.append((arg, key, value))
+  return out
+
+
+def parse_args(argv: list[str]) -> Optional[dict]:
+  """{"preset", "workdir", "overrides": [(field, text)], "replot", "dry_run"}; None for
+  --help."""
+  flags = read_flags(argv, switches=("--replot", "--dry_run"), valued=("--preset", "--workdir"))
+  if flags is None:
+    return None
+  out = {"preset": "quick", "workdir": None, "overrides": [], "replot": False, "dry_run": False}
+  for arg, key, value in flags:
+    if key in ("--replot", "--dry_run") and value is True:
+      out[key[2:]] = True
+    elif key == "--preset":
       out["preset"] = check_choice("preset", value, PRESETS)
     elif key == "--workdir":
       out["workdir"] = value
-    elif key.startswith("--config.") and eq:
+    elif key.startswith("--config.") and value is not None:
       out["overrides"].append((key[len("--config."):], value))
     else:
       raise ConfigError("argv", arg, _FLAGS, reason="unknown argument")
