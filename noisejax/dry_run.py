@@ -143,13 +143,8 @@ def measure_training(config, splits, *, key, num_classes: Optional[int] = None,
   keys = jnp.asarray(key)
   batched = keys.ndim == 1 and jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
   num_runs = keys.shape[0] if batched else 1
-  if num_classes is None:  # as train.train_classifier
-    num_classes = int(max(np.max(splits.noisy.clean_labels), np.max(splits.noisy.labels),
-                          np.max(splits.y_test))) + 1
-  spec = train.make_spec(config, num_classes, splits.num_train, splits.input_shape)
+  spec, hp = train.training_spec(config, splits, num_classes=num_classes, hparams=hparams)
   chunk = train.runs_per_program(spec, config.optim, num_runs) if batched else 1
-  hp = {k: v for k, v in dict(config.get("method") or {}).items() if k != "name"}
-  hp.update(hparams or {})
 
   runs = splits.runs(0, chunk) if batched else splits
   x_example = np.asarray(runs.x_train[0][:1] if runs.inputs_per_run else runs.x_train[:1])

@@ -755,6 +755,20 @@ def _checkpoint_steps(spec, optim, total_steps):
   return set(range(every, total_steps + 1, every)) | {total_steps}
 
 
+def training_spec(config, splits: Splits, *, num_classes: Optional[int] = None,
+                  hparams: Optional[dict] = None) -> tuple[Spec, dict]:
+  """The Spec and the method hyperparameters `train_classifier(config, splits, ...)`
+  trains with: num_classes defaults to the largest label (given, clean or test) + 1, the
+  hyperparameters to config.method's fields, updated by `hparams`."""
+  if num_classes is None:
+    num_classes = int(max(np.max(splits.noisy.clean_labels), np.max(splits.noisy.labels),
+                          np.max(splits.y_test))) + 1
+  spec = make_spec(config, num_classes, splits.num_train, splits.input_shape)
+  hp = {k: v for k, v in dict(config.get("method") or {}).items() if k != "name"}
+  hp.update(hparams or {})
+  return spec, hp
+
+
 def train_classifier(config, splits: Splits, *, key, num_classes: Optional[int] = None,
                      hparams: Optional[dict] = None, lr=None,
                      eval_fn: Optional[Callable] = None, log_fn: Optional[Callable] = None,
@@ -776,13 +790,7 @@ def train_classifier(config, splits: Splits, *, key, num_classes: Optional[int] 
   keys = jnp.asarray(key)
   batched = keys.ndim == 1 and jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
   num_runs = keys.shape[0] if batched else 1
-  if num_classes is None:
-    num_classes = int(max(np.max(splits.noisy.clean_labels), np.max(splits.noisy.labels),
-                          np.max(splits.y_test))) + 1
-  spec = make_spec(config, num_classes, splits.num_train, splits.input_shape)
-  method_cfg = config.get("method") or {}
-  hp = {k: v for k, v in dict(method_cfg).items() if k != "name"}
-  hp.update(hparams or {})
+  spec, hp = training_spec(config, splits, num_classes=num_classes, hparams=hparams)
   lr = config.optim.lr if lr is None else lr
   common = dict(eval_fn=eval_fn, log_fn=log_fn, progress=progress)
   if not batched:
@@ -815,11 +823,7 @@ def train_classifier(config, splits: Splits, *, key, num_classes: Optional[int] 
 def init_snapshot(config, splits: Splits, *, key, num_classes: Optional[int] = None,
                   hparams: Optional[dict] = None) -> Snapshot:
   """The Snapshot (step 0) that `train_classifier(config, splits, key=key)` starts from."""
-  if num_classes is None:
-    num_classes = int(max(np.max(splits.noisy.clean_labels), np.max(splits.y_test))) + 1
-  spec = make_spec(config, num_classes, splits.num_train, splits.input_shape)
-  hp = {k: v for k, v in dict(config.get("method") or {}).items() if k != "name"}
-  hp.update(hparams or {})
+  spec, hp = training_spec(config, splits, num_classes=num_classes, hparams=hparams)
   state, _ = jax.jit(functools.partial(_init_run, spec, splits))(key, hp, config.optim.lr)
   return Snapshot(spec, state, 0, 0, splits)
 
