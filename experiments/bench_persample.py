@@ -183,7 +183,7 @@ def compute(config, run) -> dict:
   record = {"rows": rows, "threads": threads, "cpu_count": os.cpu_count(),
             "load_average": [load_start, os.getloadavg()[0]], "jax": jax.__version__,
             "torch": torch.__version__ if torch else None, "torch_missing": torch_missing}
-  (run.workdir / "bench_table.md").write_text(table(record, judge(record, config)))
+  run.write_text("bench_table.md", table(record, judge(record, config)))
   return record
 
 

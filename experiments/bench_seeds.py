@@ -282,7 +282,7 @@ def _part(name):
   def compute_part(config, run):
     record = compute(config, run, name)
     done = [run.record(p) for p in config.parts if p != name] + [record]
-    (run.workdir / "bench_table.md").write_text(table([r for r in done if r]))
+    run.write_text("bench_table.md", table([r for r in done if r]))
     return record
   return experiment.Part(compute_part, plot, judge)
 

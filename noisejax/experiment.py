@@ -230,6 +230,13 @@ class Run:
       path.write_text(json.dumps(to_jsonable(obj), indent=1))
     return path
 
+  def write_text(self, name: str, text: str):
+    """workdir/name holding `text` (written by process 0 only)."""
+    path = self.workdir / name
+    if distributed.is_main_process():
+      path.write_text(text)
+    return path
+
   def train_classifier(self, config, splits, *, key, subdir: Optional[str] = None, **kwargs):
     """train.train_classifier logging to this run's (or `subdir`'s) metrics.jsonl, with
     its checkpoints and a progress bar."""

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from noisejax import data as data_lib
+from noisejax import distributed
 from noisejax import metrics, models
 from noisejax import noise as noise_lib
 from noisejax import persample, synthetic, train
@@ -618,14 +619,18 @@ class TrainingProbe:
   held-out split with (equally corrupted) labels, "val_error" (the early-stopping
   criterion); keeps the per-sample training losses against the given labels by step
   (`losses(step)`, Fig. 4a–b). θ0 (`initial_variables()`) and the losses are kept in
-  `directory`, so a training resumed from a checkpoint still has them.
+  memory and, by process 0 only, in `directory`, so a training resumed from a
+  checkpoint still has them.
   """
 
   def __init__(self, directory, x_val=None, y_val=None):
     self.directory = pathlib.Path(directory)
-    self.directory.mkdir(parents=True, exist_ok=True)
+    self.writes = distributed.is_main_process()
+    if self.writes:
+      self.directory.mkdir(parents=True, exist_ok=True)
     self.x_val, self.y_val = x_val, y_val
     self._initial = None
+    self._losses = {}
 
   def initial_variables(self) -> dict:
     """The variables at step 0 (numpy arrays)."""
@@ -636,7 +641,9 @@ class TrainingProbe:
 
   def losses(self, step: int) -> np.ndarray:
     """The per-sample training losses (given labels) at evaluation step `step`."""
-    return np.load(self.directory / f"losses_step{int(step)}.npy")
+    if int(step) not in self._losses:
+      self._losses[int(step)] = np.load(self.directory / f"losses_step{int(step)}.npy")
+    return self._losses[int(step)]
 
   def early_stopped(self, history, is_noisy_N) -> dict:
     """The early-stopping point (lowest "val_error", or "test_error" without a held-out
@@ -653,13 +660,16 @@ class TrainingProbe:
   def __call__(self, snapshot) -> dict:
     if snapshot.step == 0:
       self._initial = jax.tree.map(np.array, snapshot.variables)
-      (self.directory / "initial_variables.msgpack").write_bytes(
-          flax.serialization.msgpack_serialize(self._initial))
+      if self.writes:
+        (self.directory / "initial_variables.msgpack").write_bytes(
+            flax.serialization.msgpack_serialize(self._initial))
     params0, params = self.initial_variables()["params"], snapshot.variables["params"]
     noisy = snapshot.splits.noisy
     outputs = snapshot.predict(snapshot.splits.x_train)
     losses_N = snapshot.spec.loss_fn()(jnp.asarray(outputs), jnp.asarray(noisy.labels))
-    np.save(self.directory / f"losses_step{int(snapshot.step)}.npy", np.asarray(losses_N))
+    self._losses[int(snapshot.step)] = np.asarray(losses_N)
+    if self.writes:
+      np.save(self.directory / f"losses_step{int(snapshot.step)}.npy", np.asarray(losses_N))
     predicted = np.asarray(train.classify(outputs)[0])
     distance = metrics.parameter_distance(params, params0)
     record = {"distance": distance, "relative_distance": distance / metrics.parameter_norm(params0),
