@@ -141,7 +141,7 @@ class Spec:
   """
   model: Any                    # a Flax module (hashable by value)
   num_classes: int
-  loss: tuple                   # (name, ((hyperparameter, value), ...))
+  loss: tuple                   # (name, ((hyperparameter, value), ...)): the training loss
   optim: tuple                  # the optim config, frozen, without its learning rate
   method: methods.Method
   augment: str
@@ -150,9 +150,24 @@ class Spec:
   steps_per_epoch: int
   input_shape: tuple = ()       # one sample's shape
   mesh: Any = dataclasses.field(default_factory=distributed.batch_mesh)  # all devices
+  eval_loss: Optional[tuple] = None  # the loss evaluation reports (default: `loss`)
 
   def loss_fn(self) -> Callable:
+    """The training loss; it takes integer labels or soft targets (B×C)."""
     name, hparams = self.loss
+    return losses.make_loss(name, self.num_classes, **dict(hparams))
+
+  def outputs(self, variables_, x_N):
+    """Eval-mode model outputs on x_N (jit-able; chunked, `predict_outputs`)."""
+    return predict_outputs(self, variables_, x_N)
+
+  def first_network(self, state) -> dict:
+    """The variables evaluation reports (`first_network`)."""
+    return first_network(self, state)
+
+  def eval_loss_fn(self) -> Callable:
+    """The loss evaluation reports, on hard labels (config `eval_loss`, default `loss`)."""
+    name, hparams = self.eval_loss or self.loss
     return losses.make_loss(name, self.num_classes, **dict(hparams))
 
   def optimizer(self, lr: float = 1.0) -> optax.GradientTransformation:
@@ -180,11 +195,18 @@ def build_model(model_config, num_outputs_: int):
   return models.get_model(model_config.name, num_outputs_, **kwargs)
 
 
+def _loss_spec(loss_cfg, num_classes: int) -> tuple:
+  hparams = tuple(sorted((k, v) for k, v in loss_cfg.items() if k != "name"))
+  losses.make_loss(loss_cfg.name, num_classes, **dict(hparams))  # validates
+  return loss_cfg.name, hparams
+
+
 def make_spec(config, num_classes: int, num_train: int, input_shape) -> Spec:
-  """The Spec of training config `config` (model, loss, optim, method) on this data."""
+  """The Spec of training config `config` (model, loss, optim, method, optionally
+  eval_loss) on this data."""
   loss_cfg = config.loss
-  loss_hparams = tuple(sorted((k, v) for k, v in loss_cfg.items() if k != "name"))
-  losses.make_loss(loss_cfg.name, num_classes, **dict(loss_hparams))  # validates
+  eval_loss = (_loss_spec(config.eval_loss, num_classes) if config.get("eval_loss")
+               else None)
   model = build_model(config.model, num_outputs(config.model, loss_cfg.name, num_classes))
   method_cfg = config.get("method") or ml_collections.ConfigDict({"name": "erm"})
   method = methods.get_method(method_cfg.name)
@@ -202,8 +224,8 @@ def make_spec(config, num_classes: int, num_train: int, input_shape) -> Spec:
   if batch % mesh.size:
     warnings.warn(f"optim.batch_size={batch} is not a multiple of the {mesh.size} devices: "
                   "every device computes the whole batch (no data parallelism)", stacklevel=2)
-  return Spec(model, num_classes, (loss_cfg.name, loss_hparams), frozen_optim, method,
-              augment, num_train, batch, spe, tuple(input_shape), mesh)
+  return Spec(model, num_classes, _loss_spec(loss_cfg, num_classes), frozen_optim, method,
+              augment, num_train, batch, spe, tuple(input_shape), mesh, eval_loss)
 
 
 @flax.struct.dataclass
@@ -212,8 +234,9 @@ class TrainState:
 
   params / batch_stats / opt_state have a leading network axis when the method trains
   several networks together. `average` is the EMA model {"params", "batch_stats"}
-  (methods with average=True), `targets` the per-sample target table N×C
-  (label-correction methods), `hparams` the method's hyperparameters.
+  (methods with average=True), `targets` the per-sample target table N×C and
+  `sample_weights` the per-sample loss weights N (methods with those `tables`),
+  `hparams` the method's hyperparameters.
   """
   step: jax.Array
   params: Any
@@ -222,6 +245,7 @@ class TrainState:
   hparams: dict
   average: Any = None
   targets: Any = None
+  sample_weights: Any = None
 
 
 def variables(params, batch_stats=None) -> dict:
@@ -273,18 +297,27 @@ def train_step(spec: Spec, state: TrainState, x_B, labels_B, index_B, key):
     targets = method.targets(key_target, targets, spec.num_classes, state.hparams)
   loss_fn = spec.loss_fn()
   epoch = state.step / spec.steps_per_epoch
+  key_output = jax.random.fold_in(key, 3)
+
+  def per_sample_losses(outputs):
+    losses_B = loss_fn(outputs, targets)
+    if method.output_noise is not None:
+      losses_B = losses_B + method.output_noise(key_output, outputs, state.hparams)
+    if state.sample_weights is not None:
+      losses_B = losses_B * state.sample_weights[index_B]
+    return losses_B
 
   def objective(params):
     if method.networks == 1:
       outputs, stats = _forward(spec, params, state.batch_stats, x_B, train=True)
-      losses_B = loss_fn(outputs, targets)
+      losses_B = per_sample_losses(outputs)
       if method.weights is None:
         return losses_B.mean(), stats
       w_B = method.weights(jax.lax.stop_gradient(losses_B)[None], state.hparams, epoch)[0]
       return jnp.sum(w_B * losses_B) / jnp.maximum(jnp.sum(w_B), 1e-12), stats
     forward = lambda p, s: _forward(spec, p, s, x_B, train=True)
     outputs, stats = jax.vmap(forward)(params, state.batch_stats)
-    losses_NxB = jax.vmap(loss_fn, in_axes=(0, None))(outputs, targets)
+    losses_NxB = jax.vmap(per_sample_losses)(outputs)
     w_NxB = (jnp.ones_like(losses_NxB) if method.weights is None else
              method.weights(jax.lax.stop_gradient(losses_NxB), state.hparams, epoch))
     per_network = jnp.sum(w_NxB * losses_NxB, -1) / jnp.maximum(jnp.sum(w_NxB, -1), 1e-12)
@@ -292,7 +325,8 @@ def train_step(spec: Spec, state: TrainState, x_B, labels_B, index_B, key):
 
   (loss, stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
   if method.grad_noise is not None:
-    grads = method.grad_noise(jax.random.fold_in(key, 2), grads, state.hparams)
+    grads = method.grad_noise(jax.random.fold_in(key, 2), grads, state.hparams,
+                              spec.batch_size)
   tx = spec.optimizer()
   if method.networks == 1:
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -430,8 +464,9 @@ def classify(outputs_NxK):
   return jnp.argmax(outputs_NxK, -1), jax.nn.softmax(outputs_NxK, -1)
 
 
-def _predict_chunks(spec: Spec, variables_, x_N):
-  """Eval-mode outputs for all of x_N, EVAL_CHUNK samples per forward pass (padded)."""
+def predict_outputs(spec: Spec, variables_, x_N):
+  """Eval-mode outputs for all of x_N, EVAL_CHUNK samples per forward pass (padded);
+  jit-able (`predict` is it, jitted)."""
   n = x_N.shape[0]
   chunk = min(EVAL_CHUNK, n)
   count = -(-n // chunk)
@@ -445,7 +480,7 @@ def _predict_chunks(spec: Spec, variables_, x_N):
 @functools.partial(jax.jit, static_argnames=("spec",))
 def predict(spec: Spec, variables_, x_N):
   """Model outputs (eval mode) on x_N, one run; `variables_` = train.variables(...)."""
-  return _replicated(spec, _predict_chunks(spec, variables_, x_N))
+  return _replicated(spec, predict_outputs(spec, variables_, x_N))
 
 
 def _subset(outputs_NxK, labels_N, mask_N, loss_fn) -> dict:
@@ -464,8 +499,8 @@ def _subset(outputs_NxK, labels_N, mask_N, loss_fn) -> dict:
 
 
 def _model_metrics(spec: Spec, variables_, data) -> dict:
-  loss_fn = spec.loss_fn()
-  out_train = _predict_chunks(spec, variables_, data["x"])
+  loss_fn = spec.eval_loss_fn()
+  out_train = predict_outputs(spec, variables_, data["x"])
   given, clean, noisy = data["labels"], data["clean_labels"], data["is_noisy"]
   everyone = jnp.ones_like(noisy)
   record = {}
@@ -474,28 +509,50 @@ def _model_metrics(spec: Spec, variables_, data) -> dict:
     for k, v in _subset(out_train, labels, mask, loss_fn).items():
       record[f"{prefix}_{k}"] = v
   record["noisy_error_true"] = record.pop("noisy_true_error")
-  out_test = _predict_chunks(spec, variables_, data["x_test"])
+  out_test = predict_outputs(spec, variables_, data["x_test"])
   for k, v in _subset(out_test, data["y_test"], jnp.ones_like(data["y_test"], bool),
                       loss_fn).items():
     record[f"test_{k}"] = v
   return record
 
 
-def _evaluate_run(spec: Spec, state: TrainState, data) -> dict:
-  """Loss, error, residual on clean / noisy (given and true labels) / test subsets, for
-  the model (the first network when several train together) and its average."""
+def first_network(spec: Spec, state: TrainState) -> dict:
+  """The variables of the model evaluation reports: the first network when several
+  train together."""
   params, stats = state.params, state.batch_stats
   if spec.method.networks > 1:
     params, stats = jax.tree.map(lambda a: a[0], (params, stats))
-  record = _model_metrics(spec, variables(params, stats), data)
+  return variables(params, stats)
+
+
+def average_network(spec: Spec, state: TrainState) -> Optional[dict]:
+  """The variables of the averaged (momentum) model, or None."""
+  if state.average is None:
+    return None
+  return first_network(spec, state.replace(params=state.average["params"],
+                                           batch_stats=state.average["batch_stats"]))
+
+
+def _evaluate_run(spec: Spec, state: TrainState, data) -> dict:
+  """Loss, error, residual on clean / noisy (given and true labels) / test subsets, for
+  the model (`first_network`) and its average (`average_network`, keys average_*)."""
+  record = _model_metrics(spec, first_network(spec, state), data)
   if state.average is not None:
-    avg = state.average
-    if spec.method.networks > 1:
-      avg = jax.tree.map(lambda a: a[0], avg)
-    for k, v in _model_metrics(spec, variables(avg["params"], avg["batch_stats"]),
-                               data).items():
+    for k, v in _model_metrics(spec, average_network(spec, state), data).items():
       record[f"average_{k}"] = v
   return record
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def per_sample(spec: Spec, variables_, x_N, labels_N) -> dict:
+  """Per-sample records at one state (SLN Figs. 3–4): the evaluation loss against the
+  given label, the probability of the given label and the predicted class."""
+  outputs = predict_outputs(spec, variables_, x_N)
+  predicted, probs = classify(outputs)
+  return _replicated(spec, {
+      "loss": spec.eval_loss_fn()(outputs, labels_N),
+      "p_label": jnp.take_along_axis(probs, labels_N[:, None], axis=-1)[:, 0],
+      "prediction": predicted})
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "axes"))
@@ -595,13 +652,20 @@ class Snapshot:
 
   @property
   def variables(self) -> dict:
-    params, stats = self.state.params, self.state.batch_stats
-    if self.spec.method.networks > 1:
-      params, stats = jax.tree.map(lambda a: a[0], (params, stats))
-    return variables(params, stats)
+    return first_network(self.spec, self.state)
 
   def predict(self, x) -> np.ndarray:
     return np.asarray(predict(self.spec, self.variables, jnp.asarray(x)))
+
+  def per_sample(self, average: bool = False) -> dict:
+    """`per_sample` on the training data (model, or its average), with is_noisy."""
+    variables_ = average_network(self.spec, self.state) if average else self.variables
+    noisy = self.splits.noisy
+    records = per_sample(self.spec, variables_, jnp.asarray(self.splits.x_train),
+                         jnp.asarray(noisy.labels, jnp.int32))
+    return {**{k: np.asarray(v) for k, v in records.items()},
+            "is_noisy": np.asarray(noisy.is_noisy, bool),
+            "clean_label": np.asarray(noisy.clean_labels)}
 
 
 @dataclasses.dataclass
@@ -704,6 +768,7 @@ def fit(spec: Spec, state: TrainState, splits: Splits, optim, *, keys, batched: 
   labels = list(run_labels) if run_labels is not None else [{} for _ in range(num_runs)]
   per_run_splits = [splits.run(r) for r in range(num_runs)] if batched else [splits]
 
+  state = _init_tables(spec, state, data, axes=axes_key)
   manager = _manager(checkpoint_dir) if checkpoint_dir is not None else None
   histories, start = None, 0
   if manager is not None:
@@ -729,8 +794,9 @@ def fit(spec: Spec, state: TrainState, splits: Splits, optim, *, keys, batched: 
   checkpoint_steps = _checkpoint_steps(spec, optim, total_steps)
   position = start
   for stop in (progress(bounds, len(bounds)) if progress else bounds):
-    if spec.method.on_epoch is not None and position % spec.steps_per_epoch == 0:
-      state = spec.method.on_epoch(spec, state, position // spec.steps_per_epoch, splits)
+    epoch, at_epoch_start = divmod(position, spec.steps_per_epoch)
+    if at_epoch_start == 0 and _epoch_hook_due(spec, state, epoch):
+      state = _on_epoch(spec, state, data, keys, jnp.int32(epoch), axes=axes_key)
     state, losses_T = _train_chunk(spec, state, data, keys, position, stop - position,
                                    axes_key)
     position = stop
@@ -748,6 +814,43 @@ def fit(spec: Spec, state: TrainState, splits: Splits, optim, *, keys, batched: 
   if manager is not None:
     manager.close()
   return TrainResult(spec, state, histories, batched)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "axes"))
+def _init_tables(spec, state, data, *, axes):
+  """The method's per-sample tables at the start: one-hot given labels as targets, unit
+  sample weights (a no-op for a state that has them or a method without tables)."""
+  tables = spec.method.tables
+
+  def one(st, d):
+    if "targets" in tables and st.targets is None:
+      st = st.replace(targets=jax.nn.one_hot(d["labels"], spec.num_classes, dtype=jnp.float32))
+    if "sample_weights" in tables and st.sample_weights is None:
+      st = st.replace(sample_weights=jnp.ones(d["labels"].shape, jnp.float32))
+    return st
+
+  if axes is None:
+    return _replicated(spec, one(state, data))
+  return _replicated(spec, jax.vmap(one, in_axes=(0, dict(axes)))(state, data))
+
+
+def _epoch_hook_due(spec: Spec, state, epoch: int) -> bool:
+  """Whether the method's epoch hook has work at `epoch` for any run (host-side)."""
+  method = spec.method
+  if method.on_epoch is None:
+    return False
+  if method.on_epoch_due is None:
+    return True
+  return bool(np.any(np.asarray(method.on_epoch_due(jax.device_get(state.hparams), epoch))))
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "axes"), donate_argnums=(1,))
+def _on_epoch(spec, state, data, keys, epoch, *, axes):
+  """The method's epoch hook on every run; its key is the run's, folded with the epoch."""
+  def one(st, d, k):
+    key = jax.random.fold_in(jax.random.fold_in(k["shuffle"], 2**31 - 1), epoch)
+    return spec.method.on_epoch(spec, st, epoch, d, key)
+  return _replicated(spec, _over_runs(one, axes, state, data, keys))
 
 
 def _checkpoint_steps(spec, optim, total_steps):
