@@ -14,6 +14,8 @@ here, so every experiment spells them the same way:
   config.method("erm")                          -> name, method hyperparameters
   config.training(model, loss, optim, method)   -> the four together: what
                                                    train.train_classifier takes
+                                                   (eval_loss=: the loss evaluation
+                                                   reports, default the training loss)
 
 `validate(config)` walks the whole tree and checks every such piece wherever it sits
 (`binary.optim`, `sweeps.mnist.noise`, ...): names against their registries, rates in
@@ -67,9 +69,13 @@ def method(name="erm", **hparams):
   return _config(name=name, **hparams)
 
 
-def training(model_, loss_, optim_, method_=None):
-  """The training config `train.train_classifier` takes."""
-  return _config(model=model_, loss=loss_, optim=optim_, method=method_ or method())
+def training(model_, loss_, optim_, method_=None, eval_loss=None):
+  """The training config `train.train_classifier` takes; `eval_loss` (a loss piece) is
+  what evaluation reports on hard labels when it is not the training loss."""
+  config = _config(model=model_, loss=loss_, optim=optim_, method=method_ or method())
+  if eval_loss is not None:
+    config.eval_loss = eval_loss
+  return config
 
 
 # ----------------------------------------------------------------------------
@@ -101,6 +107,11 @@ def _check_noise(path, node):
     _check_rate(f"{path}.rate", node.rate)
   for rate in node.get("rates") or ():
     _check_rate(f"{path}.rates", rate)
+  if node.get("kind") == "csv":
+    file = node.get("path")
+    if not isinstance(file, str) or not file.strip():
+      raise ConfigError(f"{path}.path", file,
+                        reason="csv noise needs path=... (a CSV with columns label,label_noisy)")
 
 
 def _check_model(path, node):
@@ -143,7 +154,8 @@ def _check_method(path, node):
 
 
 _CHECKS = {"data": _check_data, "noise": _check_noise, "model": _check_model,
-           "loss": _check_loss, "optim": _check_optim, "method": _check_method}
+           "loss": _check_loss, "eval_loss": _check_loss, "optim": _check_optim,
+           "method": _check_method}
 
 
 def validate(config: ml_collections.ConfigDict, path: str = ""):

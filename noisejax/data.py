@@ -21,6 +21,13 @@ searched, the prepare command and the offline alternative `--config.data.name=mn
 
 Images come back as float32 N×H×W×C, scaled to [0, 1] and then standardized per
 channel with the constants in `NORMALIZATION`; labels as int32.
+
+Sample order: TFDS stores its splits shuffled (a fixed, deterministic order), which is
+what `load` returns by default. CIFAR-10/100 carry an `id` feature ("train_00000", ...,
+"test_09999") numbering each sample in the original CIFAR files, the order torchvision
+and published per-sample files (e.g. the SLN noisy-label CSVs, `noise.from_csv`) use;
+`load(..., original_order=True)` (config `data.original_order`, or implied by a
+`noise.kind == "csv"` passed to `load_splits`) sorts by it.
 """
 
 import dataclasses
@@ -65,6 +72,10 @@ MNIST5K_PER_CLASS = 500
 
 OFFLINE_HINT = "--config.data.name=mnist5k"
 
+# TFDS datasets with an `id` feature giving the index in the original files, zero-padded
+# ("train_00000"), so that sorting the ids as strings restores the original order.
+ORIGINAL_ORDER_DATASETS = ("cifar10", "cifar100")
+
 
 class DataUnavailableError(ValueError):
   """A dataset is neither prepared on disk nor downloadable; one-line message."""
@@ -93,7 +104,7 @@ class Dataset:
 
 
 def load(name, split="train", *, data_dir=None, classes=None, limit=None,
-         download=False):
+         download=False, original_order=False):
   """Loads one split of a dataset as normalized numpy arrays.
 
   Args:
@@ -108,9 +119,14 @@ def load(name, split="train", *, data_dir=None, classes=None, limit=None,
       data allow (sample j of every class comes before sample j + 1 of any class).
     download: let TFDS download and prepare a missing dataset (needs network). Off by
       default so that a missing dataset fails at once with a clear message.
+    original_order: CIFAR only (`ORIGINAL_ORDER_DATASETS`): sort the samples by TFDS's
+      `id` feature into the order of the original CIFAR files (= torchvision's), which
+      per-sample files such as the SLN noisy-label CSVs refer to. Off by default: TFDS's
+      stored (shuffled) order, as before. `classes` and `limit` apply after sorting.
 
   Returns:
-    A `Dataset`; samples keep their order in the source data.
+    A `Dataset`; samples keep their order in the source data (the original files' order
+    with `original_order=True`).
   """
   if name not in DATASETS:
     raise ConfigError("data.name", name, DATASETS)
@@ -119,11 +135,17 @@ def load(name, split="train", *, data_dir=None, classes=None, limit=None,
   if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
                             or limit < 1):
     raise ConfigError("data.limit", limit, reason="must be a positive integer or None")
+  if not isinstance(original_order, (bool, np.bool_)):
+    raise ConfigError("data.original_order", original_order, reason="must be True or False")
+  if original_order and name not in ORIGINAL_ORDER_DATASETS:
+    raise ConfigError("data.original_order", True, ORIGINAL_ORDER_DATASETS,
+                      reason=f"{name} has no `id` feature giving the original order")
 
   if name == "mnist5k":
     images, labels = _mnist5k(split)
   else:
-    images, labels = _tfds_arrays(name, split, data_dir, download)
+    images, labels = _tfds_arrays(name, split, data_dir, download,
+                                  original_order=bool(original_order))
 
   num_classes = NUM_CLASSES[name]
   if classes is not None:
@@ -136,14 +158,19 @@ def load(name, split="train", *, data_dir=None, classes=None, limit=None,
                  num_classes=num_classes, name=name)
 
 
-def load_splits(cfg) -> tuple["Dataset", "Dataset"]:
+def load_splits(cfg, noise=None) -> tuple["Dataset", "Dataset"]:
   """(train, test) of a data config (noisejax.config.data): name, classes, limit (train
-  only), data_dir, and optionally test_limit."""
+  only), data_dir, and optionally test_limit and original_order.
+
+  `noise`, the run's noise config (optional): its `kind == "csv"` (labels read from a
+  file in the original CIFAR order, `noise.from_csv`) implies original_order=True."""
   classes = tuple(cfg.classes) if cfg.get("classes") else None
+  original_order = bool(cfg.get("original_order")) or (
+      noise is not None and noise.get("kind") == "csv")
   train = load(cfg.name, "train", data_dir=cfg.get("data_dir"), classes=classes,
-               limit=cfg.get("limit"))
+               limit=cfg.get("limit"), original_order=original_order)
   test = load(cfg.name, "test", data_dir=cfg.get("data_dir"), classes=classes,
-              limit=cfg.get("test_limit"))
+              limit=cfg.get("test_limit"), original_order=original_order)
   return train, test
 
 
@@ -271,18 +298,45 @@ def _tfds_source(name, split, data_dir, download):
     raise DataUnavailableError(name, split, data_dir, reason) from err
 
 
-def _tfds_arrays(name, split, data_dir, download):
-  """Decodes a TFDS split into uint8 images N×H×W×C and int labels."""
+def _tfds_arrays(name, split, data_dir, download, original_order=False):
+  """Decodes a TFDS split into uint8 images N×H×W×C and int labels.
+
+  original_order: sorted by the `id` feature (`original_order_index`); otherwise in
+  TFDS's stored order."""
   data_dir = os.path.expanduser(str(data_dir)) if data_dir else default_data_dir()
   source = _tfds_source(name, split, data_dir, download)
   n = len(source)
   images = np.empty((n, *IMAGE_SHAPE[name]), np.uint8)
   labels = np.empty(n, np.int32)
+  ids = []
   for i in range(n):
     example = source[i]
     images[i] = np.asarray(example["image"]).reshape(IMAGE_SHAPE[name])
     labels[i] = int(example["label"])
+    if original_order:
+      ids.append(example["id"])
+  if original_order:
+    order = original_order_index(ids, f"{name}/{split}")
+    images, labels = images[order], labels[order]
   return images, labels
+
+
+def original_order_index(ids, where="data"):
+  """The permutation that sorts samples by their TFDS `id` (stable, as strings).
+
+  CIFAR ids are "train_00000"... (zero-padded, so string order is index order), numbering
+  the samples in the original CIFAR files; `ids[order]` is then sorted. Repeated ids
+  would leave the order undefined and raise a ConfigError."""
+  ids = np.asarray([i.decode("utf-8") if isinstance(i, bytes) else str(i)
+                    for i in (np.asarray(x).item() for x in ids)], dtype=object)
+  order = np.argsort(ids.astype(str), kind="stable")
+  sorted_ids = ids[order]
+  repeated = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+  if repeated.size:
+    raise ConfigError("data.original_order", True,
+                      reason=f"{where} has repeated id {sorted_ids[repeated[0]]!r}, "
+                             "so its original order is undefined")
+  return order
 
 
 # ----------------------------------------------------------------------------- augmentation

@@ -28,12 +28,16 @@ realized fraction `is_noisy.mean()`. The counting convention is in every name:
   open_set              a floor(rate·n) subset of INPUTS is replaced by inputs of another
                         data set; labels are kept (Wang et al. 2018, used by SLN).
 
+Published noisy labels are read, not drawn: `from_csv` reads the SLN authors' CSV files
+(`corrupt(kind="csv", path=...)`) and checks them against the data they are used with.
+
 Per-step noise is drawn afresh at every training step inside the jitted step: pure jnp
 functions `resample_labels`, `resample_signs` (misclassification paper) and
 `stochastic_label_noise` (SLN paper, Eq. 3).
 """
 
 import collections.abc
+import csv
 import dataclasses
 import os
 import types
@@ -53,6 +57,7 @@ NOISE_TYPES = (
     "pair",
     "instance",
     "open_set",
+    "csv",
 )
 
 CIFAR10_CLASSES = (
@@ -538,6 +543,115 @@ def pixel_permuted(key, x_NxHxWxC):
 
 
 # ----------------------------------------------------------------------------------------
+# Noisy labels read from a file.
+
+# The SLN authors' columns: clean label, given label (`label_noisy` is required, `label`
+# optional but checked when present).
+CSV_CLEAN_COLUMN = "label"
+CSV_NOISY_COLUMN = "label_noisy"
+
+
+def _csv_int(text, path, row, column):
+  try:
+    return int(text.strip())
+  except ValueError:
+    raise ConfigError("noise.csv", path,
+                      reason=f"row {row} (file line {row + 2}): {column}={text!r} is not "
+                             "an integer class id") from None
+
+
+def from_csv(path, clean_labels, *, num_classes=None) -> NoisyLabels:
+  """Noisy labels published as a CSV file, checked against the data they are used with.
+
+  The format is the SLN authors' (Chen et al., ICLR 2021; github.com/chenpf1025/SLN,
+  `data/CIFAR10/label_noisy/{sym,asym,dependent}0.4.csv` and the same under
+  `data/CIFAR100/`, read by their `dataset.py` with pandas): a header line
+  `label,label_noisy`, then one row per training sample, e.g. `6,3` = clean class 6
+  given as class 3. Rows follow the torchvision/original CIFAR training order (the first
+  CIFAR-10 rows have clean labels 6, 9, 9, 4, 1 as in `data_batch_1`); 50,000 rows.
+  Line endings may be CRLF; extra columns are ignored; the `label` column may be absent.
+
+  The file is only usable with data in the same order. CIFAR from TFDS is stored
+  shuffled: load it with `data.load(..., original_order=True)` (sorted by TFDS's `id`,
+  "train_00000"..., the index in the original files) for the rows to line up. This is
+  checked: the row count must equal len(clean_labels) and, where the CSV has a `label`
+  column, every clean label must equal the data's, in order; a mismatch, a label outside
+  [0, num_classes) or a malformed file raises a one-line ConfigError naming `noise.csv`.
+
+  Args:
+    path: the CSV file.
+    clean_labels: the data's labels, int (N,), in the order the given labels apply to.
+    num_classes: number of classes (default: 1 + the largest clean label).
+
+  Returns:
+    NoisyLabels(labels=label_noisy, clean_labels=the data's labels,
+    is_noisy=labels != clean_labels, rate=is_noisy.mean()).
+  """
+  path = os.fspath(path)
+  clean_arr = np.asarray(clean_labels)
+  if num_classes is None:
+    if clean_arr.ndim != 1 or not np.issubdtype(clean_arr.dtype, np.integer) or not clean_arr.size:
+      raise ConfigError("noise.labels", _summary(clean_arr),
+                        reason="must be a non-empty 1-D array of integer class ids")
+    num_classes = int(clean_arr.max()) + 1
+  num_classes = _check_num_classes(num_classes)
+  clean = _check_labels(clean_arr, num_classes)
+  try:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+      rows = list(csv.reader(f))
+  except OSError as err:
+    raise ConfigError("noise.csv", path,
+                      reason=f"cannot be read ({type(err).__name__}: {err.strerror or err})"
+                      ) from None
+  while rows and not any(cell.strip() for cell in rows[-1]):
+    rows.pop()  # a trailing empty line
+  if not rows:
+    raise ConfigError("noise.csv", path, reason="is empty; expected a header "
+                                                f"{CSV_CLEAN_COLUMN},{CSV_NOISY_COLUMN}")
+  header = [cell.strip() for cell in rows[0]]
+  if CSV_NOISY_COLUMN not in header:
+    raise ConfigError("noise.csv", path,
+                      reason=f"has no {CSV_NOISY_COLUMN!r} column (header {','.join(header)!r}"
+                             f"; expected {CSV_CLEAN_COLUMN},{CSV_NOISY_COLUMN})")
+  body = rows[1:]
+  if len(body) != clean.size:
+    raise ConfigError("noise.csv", path,
+                      reason=f"has {len(body)} rows but the data has {clean.size} samples")
+  noisy_col = header.index(CSV_NOISY_COLUMN)
+  clean_col = header.index(CSV_CLEAN_COLUMN) if CSV_CLEAN_COLUMN in header else None
+  given = np.empty(clean.size, np.int64)
+  csv_clean = np.empty(clean.size, np.int64) if clean_col is not None else None
+  for i, row in enumerate(body):
+    if len(row) != len(header):
+      raise ConfigError("noise.csv", path,
+                        reason=f"row {i} (file line {i + 2}) has {len(row)} fields, the "
+                               f"header {len(header)}")
+    given[i] = _csv_int(row[noisy_col], path, i, CSV_NOISY_COLUMN)
+    if csv_clean is not None:
+      csv_clean[i] = _csv_int(row[clean_col], path, i, CSV_CLEAN_COLUMN)
+  for column, values in ((CSV_NOISY_COLUMN, given), (CSV_CLEAN_COLUMN, csv_clean)):
+    if values is None:
+      continue
+    bad = np.flatnonzero((values < 0) | (values >= num_classes))
+    if bad.size:
+      i = int(bad[0])
+      raise ConfigError("noise.csv", path,
+                        reason=f"row {i} (file line {i + 2}): {column} {values[i]} is outside "
+                               f"[0, {num_classes})")
+  if csv_clean is not None:
+    wrong = np.flatnonzero(csv_clean != clean)
+    if wrong.size:
+      i = int(wrong[0])
+      raise ConfigError(
+          "noise.csv", path,
+          reason=f"row {i} (file line {i + 2}): the CSV's clean label {csv_clean[i]} differs "
+                 f"from the data's {clean[i]} ({wrong.size} of {clean.size} rows differ): "
+                 "the data is not in the CSV's order (CIFAR from TFDS needs "
+                 "data.load(..., original_order=True)) or is another data set")
+  return _result(clean, given.astype(np.int32))
+
+
+# ----------------------------------------------------------------------------------------
 # Dispatchers and the realized transition matrix.
 
 
@@ -552,8 +666,10 @@ def corrupt(key, labels, num_classes, kind, rate, **kwargs):
 
   kwargs go to the named function: "symmetric" -> symmetric_per_class, "symmetric_total",
   "symmetric_bernoulli", "symmetric_all" -> symmetric_all_classes, "pair" (class_map=...,
-  exact_per_class=...), "instance" -> instance_dependent (probs_NxC=...). "none" returns
-  the clean labels whatever the rate. "open_set" replaces inputs: use `corrupt_dataset`.
+  exact_per_class=...), "instance" -> instance_dependent (probs_NxC=...), "csv" ->
+  from_csv (path=...; the key and rate are unused: the file fixes the labels, and the
+  data must be in the file's order). "none" returns the clean labels whatever the rate.
+  "open_set" replaces inputs: use `corrupt_dataset`.
   """
   kind = _check_kind(kind)
   if kind == "open_set":
@@ -565,6 +681,18 @@ def corrupt(key, labels, num_classes, kind, rate, **kwargs):
     _check_rate(rate, allow_one=True)
     clean = _check_labels(labels, num_classes)
     return _result(clean, clean.copy())
+  if kind == "csv":
+    _check_rate(rate, allow_one=True)
+    path = kwargs.pop("path", None)
+    if path is None or (isinstance(path, str) and not path.strip()):
+      raise ConfigError("noise.path", path,
+                        reason="csv noise needs path=... (a CSV with columns "
+                               f"{CSV_CLEAN_COLUMN},{CSV_NOISY_COLUMN})")
+    if not isinstance(path, (str, os.PathLike)):
+      raise ConfigError("noise.path", path, reason="must be a file path")
+    if kwargs:
+      raise ConfigError("noise.kind", kind, reason=f"takes no options {sorted(kwargs)}")
+    return from_csv(path, labels, num_classes=num_classes)
   if kind == "instance":
     probs = kwargs.pop("probs_NxC", None)
     if probs is None:

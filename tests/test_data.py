@@ -274,3 +274,69 @@ def test_random_crop_flip_shifts_and_flips_within_the_padding():
     assert any(np.array_equal(o, c) for c in candidates)
   outs = [data.random_crop_flip(jax.random.key(k), x, pad=2) for k in range(8)]
   assert len({np.asarray(o).tobytes() for o in outs}) > 1  # the key matters
+
+
+# ----------------------------------------------------------------------------- original CIFAR order
+
+def _mock_ids_and_labels(name, split, data_dir):
+  """The ids and labels the (deterministic) mock source yields, in its stored order."""
+  source = tfds.data_source(name, split=split, data_dir=data_dir)
+  examples = [source[i] for i in range(len(source))]
+  return np.array([str(e["id"]) for e in examples]), np.array([int(e["label"]) for e in examples])
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_original_order_sorts_by_the_tfds_id(name, tmp_path):
+  with tfds.testing.mock_data(num_examples=40):
+    stored = data.load(name, "train", data_dir=tmp_path)
+    ordered = data.load(name, "train", data_dir=tmp_path, original_order=True)
+    ids, labels = _mock_ids_and_labels(name, "train", tmp_path)
+  np.testing.assert_array_equal(stored.y, labels)  # the default keeps the stored order
+  assert not (ids[:-1] <= ids[1:]).all()  # the mock's random ids are not already sorted
+  order = np.argsort(ids)
+  assert (ids[order][:-1] < ids[order][1:]).all()
+  np.testing.assert_array_equal(ordered.x, stored.x[order])
+  np.testing.assert_array_equal(ordered.y, stored.y[order])
+  assert not np.array_equal(ordered.y, stored.y)
+
+
+def test_original_order_index_sorts_zero_padded_ids_and_rejects_repeats():
+  ids = ["train_00010", "train_00002", b"train_00000", "train_00001"]
+  np.testing.assert_array_equal(data.original_order_index(ids), [2, 3, 1, 0])
+  with pytest.raises(ConfigError, match=r"config\.data\.original_order.*repeated id 'train_00001'"):
+    data.original_order_index(["train_00001", "train_00000", "train_00001"], "cifar10/train")
+
+
+def test_original_order_only_for_cifar():
+  with pytest.raises(ConfigError, match=r"config\.data\.original_order=True.*mnist5k has no "
+                                        r"`id`.*valid: cifar10, cifar100"):
+    data.load("mnist5k", original_order=True)
+  with pytest.raises(ConfigError, match=r"config\.data\.original_order='yes'"):
+    data.load("mnist5k", original_order="yes")
+
+
+def test_csv_noise_lines_up_only_in_the_original_order(tmp_path):
+  from noisejax import config as cfg
+  from noisejax import noise
+  with tfds.testing.mock_data(num_examples=40):
+    ids, labels = _mock_ids_and_labels("cifar10", "train", tmp_path)
+    clean = labels[np.argsort(ids)]  # what the CSV rows refer to: the original order
+    given = (clean + (np.arange(40) % 4 == 0)) % 10  # every fourth sample relabelled
+    path = tmp_path / "noisy.csv"
+    path.write_text("label,label_noisy\n" + "".join(f"{c},{g}\n" for c, g in zip(clean, given)))
+    noise_cfg = cfg.noise("csv", path=str(path))
+    train, _ = data.load_splits(cfg.data("cifar10", data_dir=str(tmp_path)), noise_cfg)
+    shuffled, _ = data.load_splits(cfg.data("cifar10", data_dir=str(tmp_path)))
+    explicit, _ = data.load_splits(cfg.data("cifar10", data_dir=str(tmp_path),
+                                            original_order=True))
+  np.testing.assert_array_equal(explicit.y, train.y)
+  noisy = noise.corrupt(None, train.y, 10, noise_cfg.kind, noise_cfg.rate, path=noise_cfg.path)
+  np.testing.assert_array_equal(noisy.labels, given)
+  np.testing.assert_array_equal(noisy.is_noisy, np.arange(40) % 4 == 0)
+  assert noisy.rate == pytest.approx(0.25)
+  # TFDS's stored (shuffled) order is detected as not the CSV's order.
+  assert not np.array_equal(shuffled.y, train.y)
+  with pytest.raises(ConfigError, match=r"config\.noise\.csv=.*differs from the data's.*"
+                                        r"not in the CSV's order") as err:
+    noise.corrupt(None, shuffled.y, 10, "csv", 0.0, path=str(path))
+  assert "\n" not in str(err.value)

@@ -391,3 +391,119 @@ def test_bad_labels_probs_source_num_classes():
     noise.open_set(_key(), x, _balanced(2, 5), 0.4, np.zeros((3, 2, 2, 1)))
   with pytest.raises(ConfigError, match="noise.source_x"):
     noise.corrupt_dataset(_key(), x, _balanced(2, 5), 2, "open_set", 0.4)
+
+
+# ----------------------------------------------------------------------------------------
+# Noisy labels from the SLN authors' CSV files.
+
+# The first 12 rows of github.com/chenpf1025/SLN data/CIFAR10/label_noisy/sym0.4.csv, with
+# its CRLF line endings: header `label,label_noisy`, then clean,given per training sample
+# in the original CIFAR-10 order (data_batch_1 starts with labels 6, 9, 9, 4, 1, ...).
+SLN_SYM_HEAD = ("label,label_noisy\r\n6,3\r\n9,9\r\n9,9\r\n4,4\r\n1,1\r\n1,5\r\n2,2\r\n"
+                "7,8\r\n8,9\r\n3,3\r\n4,4\r\n7,8\r\n")
+
+
+def _write_csv(path, clean, given, *, header="label,label_noisy", newline="\r\n"):
+  lines = [header] + [f"{c},{g}" for c, g in zip(clean, given)]
+  path.write_bytes((newline.join(lines) + newline).encode())
+  return path
+
+
+def test_from_csv_reads_the_authors_file_format(tmp_path):
+  path = tmp_path / "sym0.4.csv"
+  path.write_bytes(SLN_SYM_HEAD.encode())
+  clean = np.array([6, 9, 9, 4, 1, 1, 2, 7, 8, 3, 4, 7])
+  out = noise.from_csv(path, clean, num_classes=10)
+  np.testing.assert_array_equal(out.labels, [3, 9, 9, 4, 1, 5, 2, 8, 9, 3, 4, 8])
+  np.testing.assert_array_equal(out.clean_labels, clean)
+  np.testing.assert_array_equal(out.noisy_indices, [0, 5, 7, 8, 11])
+  assert out.rate == pytest.approx(5 / 12) and out.labels.dtype == np.int32
+
+
+def test_from_csv_round_trip_and_corrupt_kind_csv(tmp_path):
+  clean = np.random.default_rng(3).integers(0, 10, size=N_SMALL).astype(np.int32)
+  drawn = noise.symmetric_bernoulli(_key(21), clean, 10, 0.4)
+  assert 0 < drawn.is_noisy.sum() < N_SMALL
+  path = _write_csv(tmp_path / "noisy.csv", drawn.clean_labels, drawn.labels)
+  back = noise.from_csv(path, clean, num_classes=10)
+  np.testing.assert_array_equal(back.labels, drawn.labels)
+  np.testing.assert_array_equal(back.is_noisy, drawn.is_noisy)
+  assert back.rate == pytest.approx(drawn.rate)
+  # Through the dispatcher (key and rate unused), with str or Path, LF line endings.
+  lf = _write_csv(tmp_path / "lf.csv", drawn.clean_labels, drawn.labels, newline="\n")
+  via = noise.corrupt(None, clean, 10, "csv", 0.0, path=str(lf))
+  np.testing.assert_array_equal(via.labels, drawn.labels)
+  assert via.rate == pytest.approx(drawn.rate)
+  # num_classes defaults to 1 + the largest clean label.
+  assert noise.from_csv(path, clean).rate == pytest.approx(drawn.rate)
+  assert "csv" in noise.NOISE_TYPES
+
+
+def test_from_csv_without_clean_column_checks_only_the_row_count(tmp_path):
+  path = tmp_path / "given_only.csv"
+  path.write_text("label_noisy\n1\n0\n2\n")
+  out = noise.from_csv(path, np.array([1, 1, 2]), num_classes=3)
+  np.testing.assert_array_equal(out.labels, [1, 0, 2])
+  np.testing.assert_array_equal(out.is_noisy, [False, True, False])
+  with pytest.raises(ConfigError, match="has 3 rows but the data has 4 samples"):
+    noise.from_csv(path, np.array([1, 1, 2, 0]), num_classes=3)
+
+
+def _csv_error(path, clean, num_classes=10):
+  with pytest.raises(ConfigError) as e:
+    noise.from_csv(path, clean, num_classes=num_classes)
+  message = str(e.value)
+  assert e.value.field == "noise.csv" and message.startswith("config.noise.csv=")
+  assert "\n" not in message and str(path) in message
+  return message
+
+
+def test_from_csv_wrong_row_count(tmp_path):
+  clean = np.arange(20) % 10
+  path = _write_csv(tmp_path / "short.csv", clean[:19], clean[:19])
+  assert "has 19 rows but the data has 20 samples" in _csv_error(path, clean)
+
+
+def test_from_csv_mismatching_clean_label_says_the_order_is_wrong(tmp_path):
+  clean = np.arange(30) % 10
+  csv_clean = clean.copy()
+  csv_clean[17] = 3  # the data's label there is 7
+  csv_clean[25] = 0
+  path = _write_csv(tmp_path / "other_order.csv", csv_clean, csv_clean)
+  message = _csv_error(path, clean)
+  assert ("row 17 (file line 19): the CSV's clean label 3 differs from the data's 7 "
+          "(2 of 30 rows differ): the data is not in the CSV's order") in message
+  assert "original_order=True" in message
+
+
+@pytest.mark.parametrize("column, value", [("label_noisy", 10), ("label_noisy", -1),
+                                           ("label", 12)])
+def test_from_csv_label_out_of_range(tmp_path, column, value):
+  clean = np.arange(20) % 10
+  csv_clean, given = clean.copy(), clean.copy()
+  (given if column == "label_noisy" else csv_clean)[4] = value
+  path = _write_csv(tmp_path / "range.csv", csv_clean, given)
+  assert f"row 4 (file line 6): {column} {value} is outside [0, 10)" in _csv_error(path, clean)
+
+
+def test_from_csv_malformed_files(tmp_path):
+  clean = np.array([0, 1])
+  bad = tmp_path / "bad.csv"
+  bad.write_text("label,noisy\n0,0\n1,1\n")
+  assert "has no 'label_noisy' column" in _csv_error(bad, clean)
+  bad.write_text("label,label_noisy\n0,0\n1,x\n")
+  assert "row 1 (file line 3): label_noisy='x' is not an integer" in _csv_error(bad, clean)
+  bad.write_text("label,label_noisy\n0,0\n1\n")
+  assert "row 1 (file line 3) has 1 fields" in _csv_error(bad, clean)
+  bad.write_text("")
+  assert "is empty" in _csv_error(bad, clean)
+  assert "cannot be read" in _csv_error(tmp_path / "missing.csv", clean)
+
+
+def test_corrupt_csv_needs_a_path():
+  for path in (None, ""):
+    with pytest.raises(ConfigError) as e:
+      noise.corrupt(None, _balanced(2, 5), 2, "csv", 0.0, path=path)
+    assert e.value.field == "noise.path" and "config.noise.path=" in str(e.value)
+  with pytest.raises(ConfigError, match="noise.path"):
+    noise.corrupt(None, _balanced(2, 5), 2, "csv", 0.0)
