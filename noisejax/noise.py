@@ -69,8 +69,13 @@ CIFAR10_CLASSES = (
 # SLN paper Sec. 4). Classes not listed keep their label.
 CIFAR10_PAIR_MAP = types.MappingProxyType({9: 1, 2: 0, 4: 7, 3: 5, 5: 3})
 
+# MNIST's asymmetric map between similar digits, 2 -> 7, 3 -> 8, 5 <-> 6, 7 -> 1 (Patrini
+# et al. 2017, used on MNIST by Zhang & Sabuncu's follow-ups): the SLN quick preset's
+# stand-in for the CIFAR-10 map.
+MNIST_PAIR_MAP = types.MappingProxyType({2: 7, 3: 8, 5: 6, 6: 5, 7: 1})
+
 # Named class maps accepted wherever a `class_map` is expected.
-PAIR_MAPS = ("cifar10", "cifar100", "next")
+PAIR_MAPS = ("cifar10", "mnist", "cifar100", "next")
 
 
 # ----------------------------------------------------------------------------------------
@@ -364,7 +369,8 @@ def _class_id(entry, num_classes, class_names):
 def class_map_array(class_map, num_classes, *, class_names=None):
   """Any class map as an int array m of length C: class c goes to m[c]; m[c] == c: untouched.
 
-  class_map: "cifar10" (`CIFAR10_PAIR_MAP`), "cifar100" (C must be 100) or "next"
+  class_map: "cifar10" (`CIFAR10_PAIR_MAP`), "mnist" (`MNIST_PAIR_MAP`), "cifar100" (C
+  must be 100) or "next"
   (i -> i+1 mod C); a dict {source: target} of ids or names (names looked up in
   `class_names`, default `CIFAR10_CLASSES` when C = 10); or an array of length C.
   """
@@ -372,11 +378,11 @@ def class_map_array(class_map, num_classes, *, class_names=None):
   if isinstance(class_map, str):
     if class_map not in PAIR_MAPS:
       raise ConfigError("noise.class_map", class_map, choices=PAIR_MAPS)
-    if class_map == "cifar10":
+    if class_map in ("cifar10", "mnist"):
       if num_classes != 10:
         raise ConfigError("noise.class_map", class_map,
                           reason=f"is a 10-class map, not {num_classes}-class")
-      class_map = dict(CIFAR10_PAIR_MAP)
+      class_map = dict(CIFAR10_PAIR_MAP if class_map == "cifar10" else MNIST_PAIR_MAP)
     elif class_map == "cifar100":
       if num_classes != 100:
         raise ConfigError("noise.class_map", class_map,
