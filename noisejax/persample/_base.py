@@ -1,5 +1,6 @@
 """What every route shares: vectors, models as per-sample functions, residuals, GradStats."""
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -63,12 +64,18 @@ def eval_apply_fn(model, batch_stats=None) -> Callable:
   Eval mode makes output i a function of x_i alone, which sample-wise gradients need
   (with batch statistics every output depends on the whole batch).
   """
+  if batch_stats is None:
+    return _params_only_apply_fn(model)
+
   def apply_fn(params, x_B):
-    variables = {"params": params}
-    if batch_stats is not None:
-      variables["batch_stats"] = batch_stats
-    return model.apply(variables, x_B, train=False)
+    return model.apply({"params": params, "batch_stats": batch_stats}, x_B, train=False)
   return apply_fn
+
+
+@functools.lru_cache(maxsize=None)
+def _params_only_apply_fn(model) -> Callable:
+  """One function object per model, so jitted callers keyed on it compile once."""
+  return lambda params, x_B: model.apply({"params": params}, x_B, train=False)
 
 
 def single(apply_fn):

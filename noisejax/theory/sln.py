@@ -413,3 +413,82 @@ def sharpness(grid, alphas_A, betas_B=None, *, radius, center_loss=None):
     center_loss = grid_G[center]
   inside_G = (r2_G <= radius ** 2) & (jnp.arange(r2_G.size) != center)
   return jnp.sum(jnp.where(inside_G, grid_G - center_loss, 0.0)) / jnp.sum(inside_G)
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn",))
+def _ce_slice(apply_fn, params, d1, d2, axis, x_N, labels_N):
+  """landscape_2d of the mean CE on (x_N, labels_N), compiled once per apply_fn."""
+  loss = lambda p: jnp.mean(losses.cross_entropy(apply_fn(p, x_N), labels_N))
+  return landscape_2d(loss, params, d1, d2, axis, axis)
+
+
+def minimum_report(apply_fn: Callable, params, x_N, labels_N, key, *, points: int = 11,
+                   span: float = 1.0, radius: float = 0.5, samples=None) -> dict:
+  """A solution's neighbourhood (Fig. 2, App. E): the CE training loss on a 2-D
+  filter-normalized slice (points × points over [−span, span]²), its `sharpness` within
+  `radius`, the SLN noise energy and the output sharpness, on x_N with labels_N."""
+  del samples  # the caller's subset size, already applied to x_N
+  k1, k2 = jax.random.split(key)
+  d1, d2 = (filter_normalized_direction(k, params) for k in (k1, k2))
+  axis = jnp.linspace(-span, span, points)
+  grid = _ce_slice(apply_fn, params, d1, d2, axis, x_N, labels_N)
+  return {"grid": grid, "axis": axis,
+          "sharpness": float(sharpness(grid, axis, axis, radius=radius)),
+          "noise_energy": float(noise_energy(apply_fn, params, x_N)["energy"]),
+          "output_sharpness": float(output_sharpness(apply_fn, params, x_N)["sharpness"])}
+
+
+# ----------------------------------------------------------------------------------------
+# Props 1–3 checked on a small network (the experiment's `theory` part).
+
+
+def check_propositions(key, *, inputs: int = 5, hidden: int = 8, classes: int = 4,
+                       draws: int = 20000) -> dict:
+  """Props 1–3 on a random tanh MLP inputs-hidden-classes and one sample, in float64.
+
+  exact_*: the largest entry of |F Fᵀ − Cov|, F = ∂g̃/∂z the Jacobian of the actual noisy
+  gradient (autodiff through the loss) in its draw, Cov the proposition's matrix (σ = 1);
+  prop2_* also over 50 random softmax vectors S, with the extremes and the trace bounds;
+  mc_*: the relative Frobenius error of the covariance of `draws` noisy gradients against
+  the proposition, and its standard error (`covariance_rel_stderr`).
+  """
+  with jax.enable_x64(True):
+    k_w1, k_w2, k_x, k_y, k_s, k_mc = jax.random.split(key, 6)
+    params = {"w1": jax.random.normal(k_w1, (inputs, hidden), jnp.float64),
+              "w2": jax.random.normal(k_w2, (hidden, classes), jnp.float64) / 2}
+    apply_fn = lambda p, x_B: jnp.tanh(x_B @ p["w1"]) @ p["w2"]
+    x = jax.random.normal(k_x, (inputs,), jnp.float64)
+    y_C = jax.nn.one_hot(jax.random.randint(k_y, (), 0, classes), classes, dtype=jnp.float64)
+    J = output_jacobian(apply_fn, params, x)
+    S = jax.nn.softmax(apply_fn(params, x[None])[0])
+    jac_log_s = log_softmax_jacobian(apply_fn, params, x)
+    eq2 = lambda z: eq2_noisy_grad(apply_fn, params, x, y_C, z, 1.0)
+    eq3 = lambda z: eq3_noisy_grad(apply_fn, params, x, y_C, z, 1.0)
+    f2, f3 = noise_factor(eq2, classes), noise_factor(eq3, classes)
+    out = {"num_params": int(J.shape[1]), "draws": draws,
+           "exact_prop1": float(jnp.max(jnp.abs(f2 @ f2.T - prop1_covariance(J, 1.0)))),
+           "exact_prop3": float(jnp.max(jnp.abs(f3 @ f3.T - prop3_covariance(jac_log_s, 1.0)))),
+           "exact_log_softmax": float(jnp.max(jnp.abs(jac_log_s - jac_log_softmax(J, S))))}
+    S_KxC = jax.nn.softmax(3 * jax.random.normal(k_s, (50, classes), jnp.float64), -1)
+    S_KxC = jnp.concatenate([S_KxC, jnp.full((1, classes), 1 / classes), jnp.eye(classes)[:1]])
+    err, trace_ok = 0.0, True
+    low, high = prop2_trace_bounds(classes)
+    for s in S_KxC:  # the logit-space factor at softmax s: logits log s (up to a constant)
+      logits = jnp.log(jnp.maximum(s, 1e-300))
+      a = jax.jacfwd(lambda z, lg=logits: eq3_logit_grad(lg, y_C, z, 1.0))(jnp.zeros(classes))
+      err = max(err, float(jnp.max(jnp.abs(a @ a.T - prop2_M(jax.nn.softmax(logits))))))
+      trace_ok &= low - 1e-9 <= float(prop2_trace(jax.nn.softmax(logits))) <= high + 1e-9
+    grid = jnp.linspace(0.0, 1.0, 100 * classes + 1)
+    variance = prop2_entry_variance(grid, classes)
+    out.update(exact_prop2=err, prop2_trace_in_bounds=bool(trace_ok),
+               prop2_extremes_measured=[float(grid[jnp.argmin(variance)]), float(variance.min()),
+                                        float(grid[jnp.argmax(variance)]), float(variance.max())],
+               prop2_extremes=[prop2_extremes(classes)[k] for k in ("argmin", "min", "argmax",
+                                                                    "max")])
+    for name, fn, factor in (("prop1", eq2, f2), ("prop3", eq3, f3)):
+      _, cov = monte_carlo_moments(fn, jax.random.fold_in(k_mc, int(name[-1])),
+                                   z_dim=classes, num_draws=draws)
+      target = factor @ factor.T
+      out[f"mc_{name}"] = float(jnp.linalg.norm(cov - target) / jnp.linalg.norm(target))
+      out[f"mc_{name}_stderr"] = float(covariance_rel_stderr(target, draws))
+  return out
