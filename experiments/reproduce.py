@@ -38,6 +38,7 @@ EXPERIMENTS = {
     "misclassification_sparsity": "misclassification Figs. 1, 5, 6, §6.4",
     "clusterable_gd": "early-stopping Figs. 1, 3, 4, 5; Thms 2.3, 7.1, 9.2",
     "feature_learning": "feature-learning Fig. 1, n·SNR² sweep, Prop. 4.3, real-data check",
+    "sln": "SLN Tables 1-2, Figs. 1-6, 8, 10, Props 1-3, App. E",
 }
 # Engineering benchmarks: run only when named with --only.
 BENCHMARKS = {

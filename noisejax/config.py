@@ -97,6 +97,10 @@ def _check_data(path, node):
     value = node.get(field)
     if value is not None and value < 0:
       raise ConfigError(f"{path}.{field}", value, reason="must be >= 0")
+  if node.get("original_order") and node.name not in data_lib.ORIGINAL_ORDER_DATASETS:
+    raise ConfigError(f"{path}.original_order", node.original_order,
+                      reason=f"{node.name} has no original order (only "
+                             f"{', '.join(data_lib.ORIGINAL_ORDER_DATASETS)})")
 
 
 def _check_noise(path, node):

@@ -209,9 +209,15 @@ class DryRun:
 
 def reaches_training(fn) -> bool:
   """Whether `fn` (a part's compute) can reach a `train_classifier` call, read from its
-  code without running it: its own code, the functions nested in it or closed over, and
-  the functions it calls by name in their modules, recursively."""
+  code without running it: its own code, the functions nested in it or closed over, the
+  functions it calls by name in their modules and the methods of the project's classes
+  it names, recursively."""
   seen = set()
+
+  def methods_of(cls):
+    if not cls.__module__.split(".")[0] in ("noisejax", "experiments"):
+      return []
+    return [f for f in vars(cls).values() if isinstance(f, types.FunctionType)]
 
   def visit(code, names):
     if code in seen:
@@ -220,6 +226,7 @@ def reaches_training(fn) -> bool:
     if "train_classifier" in code.co_names:
       return True
     called = [names.get(n) for n in code.co_names] + list(code.co_consts)
+    called += [f for c in called if isinstance(c, type) for f in methods_of(c)]
     return any(visit(c, names) if isinstance(c, types.CodeType) else
                isinstance(c, types.FunctionType) and visit(c.__code__, c.__globals__)
                for c in called)

@@ -18,6 +18,7 @@ from noisejax import config as cfg, data, dry_run, experiment, noise, train
 # derives the architectures' counts layer by layer).
 MLP = lambda *widths: sum(a * b + b for a, b in zip(widths, widths[1:]))
 CNN, RESNET20 = 609_354, 269_722  # clean_priority_cnn, resnet20 with 10 outputs
+WRN28_2 = 1_469_642
 PAPER_PARAMS = {
     "u_curve": {"u_curve": CNN},
     "clean_priority": {"binary": MLP(784, 512, 512, 1), "widths": MLP(784, 32, 32, 1),
@@ -26,6 +27,7 @@ PAPER_PARAMS = {
     "feature_learning": {"real": 33_613_890},  # VGG-16, 2 outputs
     "misclassification_sparsity": {"fig1": MLP(60, 240, 1), "mnist": MLP(784, 600, 10),
                                    "cifar": RESNET20},
+    "sln": {"methods": WRN28_2, "sgd_noise": WRN28_2},
 }
 # Mock examples per split: enough for the paper's batch sizes after class selection, and
 # for clusterable's 10,000 held-out MNIST images.
@@ -38,6 +40,7 @@ SMALL_BATCHES = {
                        ("jacobian.optim.batch_size", "16")],
     "feature_learning": [("real.optim.batch_size", "8")],
     "misclassification_sparsity": [("cifar.optim.batch_size", "16")],
+    "sln": [("optim.batch_size", "16")],
 }
 
 
