@@ -221,7 +221,7 @@ def train_setting(run, config, key, train_set, test_set, setting, name) -> dict:
          "SLN-MO": summarize(result, runs, sln, last, average=True),
          "SLN-MO-LC": summarize(result, runs, "SLN-MO-LC", last, average=True),
          "LC reversed": summarize(result, runs, "LC reversed", last, average=True)}
-  sweep = {s: summarize(result, runs, f"SLN σ={s:g}", last) for s in sigmas}
+  sweep = {s: summarize(result, runs, f"SLN σ={s:g}", last) for s in sigmas if len(sigmas) > 1}
   per_sample = {"CE": _per_sample(result, splits, runs, "CE"),
                 "SLN": _per_sample(result, splits, runs, sln)}
   rate = float(np.mean([d.rate for d in programs.draws]))
@@ -237,7 +237,7 @@ def train_setting(run, config, key, train_set, test_set, setting, name) -> dict:
     res, _ = programs.train(label.lower(), loss, method, single)
     out[label] = summarize(res, single, "-", last)
   return {"variants": out, "sigma_sweep": sweep, "per_sample": per_sample,
-          "noise_rate": rate, "sigma": sigma}
+          "noise_rate": rate, "sigma": sigma, "noise_kind": setting.noise.kind}
 
 
 def time_methods(config, train_set, test_set, key) -> dict:
@@ -337,7 +337,7 @@ def compute_theory(config, run) -> dict:
 
 TRAINING_CALLS = {"methods": lambda c: 5 * len(c.settings),
                   "more_noise": lambda c: 5 * len(c.more_settings),
-                  "sgd_noise": lambda c: 1 + len(c.sgd_noise.sigma_theta) + len(c.sgd_noise.sigma_f)}
+                  "sgd_noise": lambda c: 1 + len(c.sgd_noise.sigma_theta + c.sgd_noise.sigma_f)}
 
 PARTS = {
     "methods": experiment.Part(compute_methods, figures.plot_methods, judge.methods),
