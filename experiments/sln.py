@@ -46,16 +46,15 @@ def _setting(noise_cfg, sigma, phuber_tau, ls_alpha, sweep=False):
 def get_config(preset: str) -> ml_collections.ConfigDict:
   """quick: mnist5k (4,000 / 1,000), an MLP 784-256-256-10, 30 epochs, 5 seeds.
 
-  Scaled down from App. B.1 (WRN-28-2 on CIFAR, 300 epochs, lr 0.001, 5 seeds): the
-  data, the network, 30 epochs at lr 0.02 (the paper's 5 seeds, momentum 0.9, weight decay 5e-4,
-  batch 128), and with them every schedule in epochs by 1/10 (label correction from
-  epoch 25 of 30 = the last sixth; GCE warm-up 5 and pruning every epoch; Co-teaching's
-  ramp 1 epoch) and the momentum model's α = 0.99 (31 steps per epoch instead of 390:
-  the same ≈2-epoch memory as 0.999). σ = 0.5 for both noise types (the paper's C-10
-  value "otherwise"; its σ = 1 for symmetric noise underfits at this learning rate, as
-  the σ sweep shows); PHuber τ and LS α are the paper's C-10 values. Asymmetric noise uses
-  an MNIST pair map (noise.MNIST_PAIR_MAP) in place of the CIFAR-10 one. Accuracy at the
-  end is the mean over the last 5 epochs' evaluations (the raw SLN iterate jitters).
+  Scaled down from App. B.1 (WRN-28-2 on CIFAR, 300 epochs, lr 0.001; kept: 5 seeds,
+  momentum 0.9, weight decay 5e-4, batch 128): the data, the network, 30 epochs at lr
+  0.02, and with them every schedule in epochs by 1/10 (label correction from epoch 25
+  of 30 = the last sixth; GCE warm-up 5, pruning every epoch; Co-teaching's ramp 1 epoch)
+  and the momentum model's α = 0.99 (31 steps per epoch instead of 390: the same ≈2-epoch
+  memory as 0.999). σ = 0.5 for both noise types (the paper's C-10 value "otherwise"; its
+  σ = 1 for symmetric noise underfits at this learning rate, as the σ sweep shows);
+  PHuber τ and LS α are the paper's C-10 values. Asymmetric noise: an MNIST pair map
+  (noise.MNIST_PAIR_MAP). Accuracy at the end: the mean of the last 5 evaluations.
   paper: App. B.1 verbatim on CIFAR-10 (Table 1), crop + flip. Table 2 (CIFAR-100):
   --config.data.name=cifar100 with σ 0.2 (dependent 0.1), τ 30, α 0.8, GCE warm-up 150
   and settings.asymmetric.noise.class_map=cifar100. tiny: 600 images, 4 epochs, 2 seeds.
@@ -325,7 +324,7 @@ def compute_sgd_noise(config, run) -> dict:
                      for eq, (_, h) in levels.items()}}
 
 
-def compute_more_noise(config, run) -> dict:
+def compute_more_noise(config, run) -> dict:  # the methods part on more_settings
   return compute_methods(config, run, settings_field="more_settings")
 
 
@@ -335,6 +334,7 @@ def compute_theory(config, run) -> dict:
                                    classes=t.classes, draws=t.draws)
 
 
+SEEDS_FIELD = "seeds"  # each program trains all seeds (noisejax.sweep: one job per point)
 TRAINING_CALLS = {"methods": lambda c: 5 * len(c.settings),
                   "more_noise": lambda c: 5 * len(c.more_settings),
                   "sgd_noise": lambda c: 1 + len(c.sgd_noise.sigma_theta + c.sgd_noise.sigma_f)}

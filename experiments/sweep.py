@@ -20,6 +20,8 @@ status without running anything. A grid field with one value is fixed for every 
 (e.g. --grid kernel.steps=1000). Bad input exits 2 with a one-line error before anything
 is written; the command exits 1 when a point failed.
 
+For an experiment that declares SEEDS_FIELD (sln), --seeds N is one point per grid
+combination whose N seeds train vmapped in one job.
 --executor slurm submits the points as a SLURM job array (noisejax.slurm); its options
 are --slurm.timeout_min=, gpus_per_node, cpus_per_task, mem_gb, slurm_partition,
 slurm_array_parallelism (default: --parallel), nodes, tasks_per_node,

@@ -151,15 +151,27 @@ def point_config(module, preset: str, overrides: dict, seed: int):
 
 def plan(experiment_name: str, preset: str, grid: dict, seeds: int) -> dict[str, dict]:
   """Every point of grid × seeds as a sweep.json entry, each config checked; writes
-  nothing."""
+  nothing.
+
+  An experiment that trains all seeds of a part in one program declares the config field
+  counting them, `SEEDS_FIELD` (experiments.sln: "seeds"); there --seeds N gives one
+  point per grid combination with that field set to N (seed 0), so the N seeds run
+  vmapped in one job and its claims are judged over them. Elsewhere a point is one seed.
+  """
   if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
     raise ConfigError("seeds", seeds, reason="must be a positive integer")
   check_choice("preset", preset, experiment.PRESETS)
   module = experiment_module(experiment_name)
+  seeds_field = getattr(module, "SEEDS_FIELD", None)
+  if seeds_field in grid:
+    raise ConfigError(seeds_field, ",".join(grid[seeds_field]),
+                      reason=f"{experiment_name}'s seeds are set by --seeds N")
   points = {}
   for values in itertools.product(*grid.values()):
     overrides = dict(zip(grid, values))
-    for seed in range(seeds):
+    if seeds_field:
+      overrides[seeds_field] = str(seeds)
+    for seed in range(1 if seeds_field else seeds):
       point_config(module, preset, overrides, seed)
       points[point_id(overrides, seed)] = {
           "overrides": overrides, "seed": seed, "workdir": None, "status": "pending",

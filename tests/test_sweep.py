@@ -264,3 +264,16 @@ def test_summary_aggregates_seeds_per_grid_combination():
                              [[0.2, 0.21], [0.4, 0.41]])
   with pytest.raises(ConfigError, match=r"config\.metric='p/nope'.*valid: p/num, p/dict\.best"):
     sweep.metric_figure(recorded, "p/nope", "noise.rate")
+
+
+def test_seeds_of_an_experiment_that_vmaps_them_go_into_one_point():
+  """experiments.sln trains all seeds of a part in one program (SEEDS_FIELD): --seeds 3
+  is one point per grid combination with seeds=3, not three points."""
+  points = sweep.plan("sln", "tiny", {"settings.symmetric.sigma": ["0.2", "0.5"]}, 3)
+  assert sorted(points) == ["settings.symmetric.sigma=0.2,seeds=3,seed=0",
+                            "settings.symmetric.sigma=0.5,seeds=3,seed=0"]
+  assert all(p["overrides"]["seeds"] == "3" and p["seed"] == 0 for p in points.values())
+  with pytest.raises(ConfigError, match="seeds=.*set by --seeds"):
+    sweep.plan("sln", "tiny", {"seeds": ["2"]}, 1)
+  many = sweep.plan("kernel_early_stopping", "tiny", {"noise.rate": ["0.2"]}, 3)
+  assert [p["seed"] for p in many.values()] == [0, 1, 2]  # one seed per point elsewhere
