@@ -427,14 +427,14 @@ def scan_is_fast(spec: Spec) -> bool:
 
 
 def runs_per_program(spec: Spec, optim, num_runs: int) -> int:
-  """How many runs train vmapped in one program: `optim.runs_per_program`, else all of
-  them — except convolutional models on the CPU, one at a time: XLA's CPU backend runs the
-  grouped convolutions of vmapped runs slower per run than one run alone (measured with the
-  clean-priority CNN: 0.62× the speed of sequential runs at 8 runs, 0.39× at 16)."""
+  """How many runs train vmapped in one program: all of them, at most
+  `optim.runs_per_program` (a memory cap) — except convolutional models on the CPU, one at a
+  time: XLA's CPU backend runs the grouped convolutions of vmapped runs slower per run than
+  one run alone (measured with the clean-priority CNN: 0.62× the speed of sequential runs
+  at 8 runs, 0.39× at 16)."""
+  default = num_runs if scan_is_fast(spec) else 1
   explicit = optim.get("runs_per_program", 0)
-  if explicit:
-    return min(explicit, num_runs)
-  return num_runs if scan_is_fast(spec) else 1
+  return min(explicit, default) if explicit else default
 
 
 def _train_chunk(spec, state, data, keys, first_step: int, num_steps: int, axes):
