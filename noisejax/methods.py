@@ -115,17 +115,13 @@ def _epoch_mask(hparams, epoch, start, every):
   return (since >= 0) & (since % jnp.maximum(hparams[every], 1.0) == 0)
 
 
-def _eval_probs(spec, variables_, x_N):
-  return jax.nn.softmax(spec.outputs(variables_, x_N), axis=-1)
-
-
 def truncate_weights(spec, state, epoch, data, key):
   """Truncated L_q (Zhang & Sabuncu 2018, §3.2; SLN App. B.1): after `warm_epochs` and
   then every `prune_every` epochs, sample i keeps weight w_i = 1 if the current model's
   p_{ỹ_i}(x_i) > k, else 0 (its loss is the constant L_q(k), no gradient). With loss
   `gce`, Σ_i w_i L_q(x_i) over the batch is the truncated GCE objective up to a constant."""
   del key
-  probs_NxC = _eval_probs(spec, spec.first_network(state), data["x"])
+  probs_NxC = spec.probabilities(state, data["x"])
   p_label_N = jnp.take_along_axis(probs_NxC, data["labels"][:, None], axis=-1)[:, 0]
   new = (p_label_N > state.hparams["trunc_k"]).astype(jnp.float32)
   due = _epoch_mask(state.hparams, epoch, "warm_epochs", "prune_every")
@@ -149,11 +145,7 @@ def label_correction(spec, state, epoch, data, key):
   x_N = data["x"]
   if spec.augment != "none":
     x_N = data_lib.AUGMENTATIONS[spec.augment](key, x_N)
-  model = state.average if state.average is not None else {
-      "params": state.params, "batch_stats": state.batch_stats}
-  model = spec.first_network(state.replace(params=model["params"],
-                                           batch_stats=model["batch_stats"]))
-  probs_NxC = _eval_probs(spec, model, x_N)
+  probs_NxC = spec.probabilities(state, x_N, average=state.average is not None)
   loss_N = -jnp.sum(state.targets * jnp.log(jnp.maximum(probs_NxC, 1e-12)), axis=-1)
   omega_N = (loss_N - loss_N.min()) / jnp.maximum(loss_N.max() - loss_N.min(), 1e-12)
   w_N = jnp.where(hp["lc_reverse"] > 0.5, 1.0 - omega_N, omega_N)[:, None]

@@ -157,13 +157,11 @@ class Spec:
     name, hparams = self.loss
     return losses.make_loss(name, self.num_classes, **dict(hparams))
 
-  def outputs(self, variables_, x_N):
-    """Eval-mode model outputs on x_N (jit-able; chunked, `predict_outputs`)."""
-    return predict_outputs(self, variables_, x_N)
-
-  def first_network(self, state) -> dict:
-    """The variables evaluation reports (`first_network`)."""
-    return first_network(self, state)
+  def probabilities(self, state, x_N, *, average: bool = False):
+    """Eval-mode class probabilities on x_N of the model evaluation reports, or of its
+    average (jit-able; for the methods' epoch hooks, which cannot import this module)."""
+    variables_ = average_network(self, state) if average else first_network(self, state)
+    return classify(predict_outputs(self, variables_, x_N))[1]
 
   def eval_loss_fn(self) -> Callable:
     """The loss evaluation reports, on hard labels (config `eval_loss`, default `loss`)."""
