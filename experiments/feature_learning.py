@@ -8,25 +8,28 @@ full-batch GD on the logistic loss in one jitted lax.scan, vmapped over seeds
 w⁽ᵗ⁾ − w⁽⁰⁾ = j·γ‖μ‖⁻²μ + Σ_i ρ_i‖ξ_i‖⁻²ξ_i is solved at every recorded iteration.
 Parts (`config.parts`):
   real      two classes of MNIST (quick) or CIFAR-10 airplane/automobile with VGG-16
-            (paper), exactly ⌊0.2·N⌋ labels flipped, per-epoch accuracy on clean samples,
-            on flipped samples against their noisy labels, and clean test accuracy. It runs
-            first, so a missing data set fails at once, before the synthetic parts.
-  dynamics  Fig. 1: max γ, max ρ on clean and noisy samples, training accuracy (overall,
-            clean, noisy against the noisy labels), test error and every sample's loss with
-            the log 2 line, with label noise and without; T₁ and the Stage I / II boundary
-            dashed. The log 2 sample selection at T₁ and at the end.
-  sweep     n·SNR² from ≪ 1 to ≫ 1 and d/n at the chosen n·SNR², each vmapped over seeds.
+            (paper), plain SGD, exactly ⌊0.2·N⌋ labels flipped, a held-out split with
+            labels flipped alike for the early-stopping point, per-epoch accuracy on clean
+            samples, on flipped samples against their noisy labels, and clean test
+            accuracy, over seeds. It runs first, so a missing data set fails at once.
+  dynamics  Fig. 1 in the documented regime d/n = 2.5, n·SNR² = 11 (see `get_config`), run
+            to loss convergence: max γ, max ρ on clean and noisy samples, training accuracy,
+            clean test error, |ℓ'_i| and every sample's loss with the log 2 line, with label
+            noise and without; T₁ and the Stage I / II boundary dashed; the early-stopping
+            point (`noisejax.early_stopping` on a held-out split with noisy labels).
+  sweep     n·SNR² from ≪ 1 to ≫ 1 and d/n at the chosen n·SNR², each vmapped over seeds,
+            every point run for the same number of time units nm/(ησ²d).
+Claims: `experiments/feature_learning_claims.py` (pure functions of the records).
 
-Command: python -m experiments.feature_learning --preset quick   (≈1.5–3 min on 2 CPU cores)
+Command: python -m experiments.feature_learning --preset quick   (≈2–3 min on 2 CPU cores)
          python -m experiments.feature_learning --preset tiny    (seconds)
-Expect:  a Stage I window in every seed (clean samples fitted, noisy ones predicted as their
-         true class, max γ above max ρ̄ of the noisy samples), then every noisy sample
-         memorized while γ stays positive; the log 2 loss threshold separates clean from
-         noisy samples at T₁; no window for n·SNR² ≪ 1; on MNIST the flipped samples are
-         memorized epochs after the clean ones are fitted. The test error after
-         convergence stays small at d = 20n (benign, see the README), so the claimed rise
-         to ≥ 0.5·min(τ₊, τ₋) (dynamics/stage2_test_error, sweep/kou_contrast) is not
-         expected at this d/n.
+Expect:  a Stage I window in every seed with γ_{j,r} > ρ̄_{ỹ_i,r,i} filter by filter at T₁,
+         |ℓ'_i| bounded below there; then every noisy sample memorized while γ stays
+         positive, the clean |ℓ'_i| → 0 and the log 2 selection lost; a clean test error
+         that rises after T₁ (early stopping helps) and stays 0 without label noise. Its
+         mean after convergence (≈0.04 at quick) stays below Thm 4.2's 0.5·min(τ₊, τ₋):
+         that claim fails (see figures/CLAIMS.md). On MNIST with SGD the flipped samples are
+         memorized epochs after the clean ones are fitted and the test accuracy drops.
 """
 
 import math
@@ -35,75 +38,81 @@ import jax
 import ml_collections
 import numpy as np
 
+from experiments import feature_learning_claims as judge
 from experiments import feature_learning_figures as figures
-from noisejax import claims, config as cfg, data, experiment, noise, train
+from noisejax import config as cfg, data, early_stopping, experiment, noise, train
 from noisejax.errors import ConfigError
 from noisejax.theory import feature_learning as fl
-
-PAPER = "feature-learning"
-SMALL_TEST_ERROR = 0.01  # "small" test error (Prop. 4.3, Thm 4.4, Kou et al.'s benign regime)
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:
   """Synthetic hyperparameters (the paper does not publish its own) and real-data setup.
 
-  Why these values (quick): σ_ξ = 1, d = 2000, n = 100 (d = 20n, so the ξ_i are nearly
-  orthogonal, |⟨ξ_i, ξ_k⟩|/‖ξ‖² ≈ d^{-1/2} = 0.02, and n is small relative to d);
-  n·SNR² = 6, i.e. ‖μ‖ = √(6d/n)·σ_ξ ≈ 11.0 ≪ ‖ξ‖ ≈ 44.7. With all |ℓ'_i| = ½ at the start,
-  one GD step adds η(1 − 2τ)‖μ‖²/(4m) to γ_{j,r} and ησ_ξ²d/(2nm) to ρ̄_{ỹ_i,r,i}, a ratio of
-  (1 − 2τ)·n·SNR²/2: the signal outgrows ρ̄ only when this exceeds 1 (n·SNR² > 3.3 at
-  τ = 0.2). n·SNR² = 6 gives 1.8, and still 1.4 if the Bernoulli flips realize τ = 0.25
-  (one standard deviation above 0.2 at n = 100). τ₊ = τ₋ = 0.2 as the real-data check.
-  m = 10 filters per class; σ₀ = 0.001 so ⟨w⁽⁰⁾, ξ⟩ ≈ σ₀σ_ξ√d = 0.045 is about two steps
-  of ρ growth (the theory needs a small initialization). η = 0.02 sets the paper's time
-  unit nm/(ησ_ξ²d) = 25 iterations (T₁ = Θ(η⁻¹nmσ_ξ⁻²d⁻¹)); T = 20,000 = 800 units
-  lets the training loss converge far past memorization. Records are log-spaced.
-  Real data (quick): mnist5k digits 0 and 1 (the public code's default pair; 800 train,
-  200 test), LeNet-5, Adam 1.2e-3, batch 60, 60 epochs (the public code's defaults).
+  Why these values (quick): the theorems need n·SNR² = Θ(1), but their test-error
+  statements differ by d/n: the noiseless error bound exp(−n‖μ‖⁴/(Cσ_ξ⁴d)) has
+  n‖μ‖⁴/(σ_ξ⁴d) = (n·SNR²)²·(d/n), so d ≫ n at n·SNR² = Θ(1) is Kou et al.'s benign regime
+  (memorization costs no test error; it was 720 at the former d = 20n). Here d/n = 2.5
+  (n = 100, d = 250, σ_ξ = 1) and n·SNR² = 11, i.e. ‖μ‖ = √(11·2.5) ≈ 5.2 ≪ ‖ξ‖ ≈ 15.8 and
+  (n·SNR²)²·d/n = 302. The signal wins the start iff n·SNR² > 2/(1 − 2τ) = 3.33 at τ = 0.2
+  (`fl.signal_threshold`): 11 is 3.3× that, and 2.4× at a realized τ of 0.28 (two
+  binomial s.d. above 0.2 at n = 100). m = 10 filters per class; σ₀ = 0.001 (small
+  initialization, ⟨w⁽⁰⁾, ξ⟩ ≈ σ₀σ_ξ√d = 0.016). η = 0.1 sets the time unit nm/(ησ_ξ²d) = 40
+  iterations; T = 60,000 = 1,500 units brings the mean training loss to ≈ 10⁻³ (converged,
+  checked by the claims). 8 seeds, one vmapped program; n_val = 1,000 held-out samples
+  with labels flipped like the training labels give the early-stopping point (cheap in a
+  simulation). The sweep runs every point for 1,000 time units (40,000 iterations at
+  d/n = 2.5, 66,700 at d/n = 1.5), so Stage II completes at small d/n too.
+  Real data (quick): mnist5k digits 0 and 1 (800 train, of which 160 held out with
+  labels flipped alike, 200 test), LeNet-5, plain SGD (the paper's optimizer) lr 0.1,
+  batch 20, 60 epochs: memorization of the flipped labels within budget, 3 seeds.
 
-  paper: n = 200, d = 4000 (d = 20n, the same n·SNR², η and time unit 50 iterations), m = 20,
-  5 seeds, T = 30,000, finer sweeps over n·SNR² and d/n (a GPU/TPU job); CIFAR-10
-  airplane/automobile (5,000 + 5,000 train, 1,000 + 1,000 test), VGG-16 with BatchNorm,
-  same optimizer. The paper's VGG depth and epochs are not stated beyond its code's defaults.
+  paper: n = 200, d = 500 (d/n = 2.5, time unit 80 iterations), m = 20, T = 120,000,
+  5 seeds, finer sweeps over n·SNR² and d/n (a GPU/TPU job); CIFAR-10 airplane/automobile
+  (5,000 + 5,000 train, 1,000 + 1,000 test), VGG-16 with BatchNorm, SGD. The paper's VGG
+  depth, learning rate and epochs are not stated beyond its code's defaults.
 
-  tiny: n = 16, d = 160, m = 4, η = 0.05, 300 iterations, 2 seeds, sweeps over n·SNR² in
-  {0.1, 6, 100} and d/n = 10 (the main runs' shapes: one compilation); real data on 300
-  images for 2 epochs.
+  tiny: n = 16, d = 40, m = 4, 2,000 iterations, 2 seeds, sweeps over n·SNR² in
+  {0.1, 11, 100} and d/n = 2.5 (the main runs' shapes); real data on 300 images for
+  2 epochs, 2 seeds.
   """
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.parts = ("real", "dynamics", "sweep")  # real first: missing data fail at once
   c.synthetic = ml_collections.ConfigDict(dict(
-      n=100, d=2000, m=10, sigma0=0.001, sigma_xi=1.0, n_snr2=6.0, tau_pos=0.2, tau_neg=0.2,
-      eta=0.02, steps=20000, records=200, seeds=5, n_test=1000))
+      n=100, d=250, m=10, sigma0=0.001, sigma_xi=1.0, n_snr2=11.0, tau_pos=0.2, tau_neg=0.2,
+      eta=0.1, steps=60000, records=200, seeds=8, n_test=1000, n_val=1000))
   c.sweep = ml_collections.ConfigDict(dict(
       n_snr2=(0.1, 0.3, 1.0, 3.0, 6.0, 10.0, 30.0, 100.0),
       small=0.3,          # n·SNR² at or below this counts as ≪ 1
-      theta_band=(6.0, 10.0),  # Θ(1) values where two stages are claimed
+      theta_band=(6.0, 10.0),  # Θ(1) values where two stages are claimed (> the threshold)
       large=100.0,        # n·SNR² at or above this counts as ≫ 1 (signal dominates)
-      d_over_n=(1.5, 2, 5, 20),
-      steps=3000, records=80, seeds=3))
+      d_over_n=(1.5, 2, 2.5, 5, 20),
+      time_units=1000, records=80, seeds=3))
   c.real = cfg.training(
       cfg.model("lenet5"), cfg.loss("cross_entropy"),
-      cfg.optim("adam", lr=1.2e-3, batch_size=60, epochs=60, checkpoint_every=20))
+      cfg.optim("sgd", lr=0.1, batch_size=20, epochs=60, checkpoint_every=20))
   c.real.data = cfg.data("mnist5k", classes=(0, 1))
   c.real.noise = cfg.noise("symmetric_total", 0.2)
+  c.real.val_fraction = 0.2         # held out, labels flipped like the training labels
+  c.real.seeds = 3
   c.real.fit_threshold = 0.9        # a subset counts as fitted at this accuracy on its labels
   c.real.memorize_threshold = 0.5   # flipped samples count as memorized at this accuracy
   if preset == "paper":
-    c.synthetic.update(dict(n=200, d=4000, m=20, steps=30000, records=300, seeds=5,
-                            n_test=2000))
+    c.synthetic.update(dict(n=200, d=500, m=20, steps=120000, records=300, seeds=5,
+                            n_test=2000, n_val=2000))
     c.sweep.update(dict(n_snr2=(0.03, 0.1, 0.3, 1.0, 2.0, 3.0, 4.5, 6.0, 10.0, 30.0, 100.0,
                                 300.0),
-                        d_over_n=(1.5, 2, 3, 5, 10, 20, 40), steps=10000, records=120, seeds=5))
+                        d_over_n=(1.5, 2, 2.5, 3, 5, 10, 20, 40), seeds=5, records=120))
     c.real.data.name = "cifar10"
     c.real.model = cfg.model("vgg16")
+    c.real.seeds = 5
   elif preset == "tiny":
-    c.synthetic.update(dict(n=16, d=160, m=4, steps=300, records=30, seeds=2, n_test=200,
-                            eta=0.05))
-    c.sweep.update(dict(n_snr2=(0.1, 6.0, 100.0), d_over_n=(10,), steps=300, records=30,
-                        seeds=2))
+    c.synthetic.update(dict(n=16, d=40, m=4, steps=2000, records=30, seeds=2, n_test=200,
+                            n_val=200))
+    c.sweep.update(dict(n_snr2=(0.1, 11.0, 100.0), d_over_n=(2.5,), time_units=125,
+                        records=30, seeds=2))  # 125 units of 16 iterations: 2,000
     c.real.data.limit = 300
+    c.real.seeds = 2
     c.real.optim.update(dict(batch_size=50, epochs=2, checkpoint_every=2))
   return c
 
@@ -112,8 +121,9 @@ def validate(config):
   """What the shared validation does not know: the theory's conditions on the sizes."""
   s, sw = config.synthetic, config.sweep
   for path, node, fields in (("synthetic", s, ("n", "d", "m", "steps", "records", "seeds",
-                                                "n_test")),
-                             ("sweep", sw, ("steps", "records", "seeds"))):
+                                                "n_test", "n_val")),
+                             ("sweep", sw, ("time_units", "records", "seeds")),
+                             ("real", config.real, ("seeds",))):
     for field in fields:
       if int(node[field]) < 1:
         raise ConfigError(f"{path}.{field}", node[field], reason="must be a positive integer")
@@ -136,6 +146,8 @@ def validate(config):
     raise ConfigError("real.noise.rate", r.noise.rate, reason="must lie in [0, 0.5)")
   if r.data.classes is None or len(r.data.classes) != 2:
     raise ConfigError("real.data.classes", r.data.classes, reason="must name two classes")
+  if not 0 < r.val_fraction < 1:
+    raise ConfigError("real.val_fraction", r.val_fraction, reason="must lie in (0, 1)")
 
 
 def _time_unit(s, d=None):
@@ -145,30 +157,23 @@ def _time_unit(s, d=None):
 # ----------------------------------------------------------------------------- real data
 
 def compute_real(config, run) -> dict:
+  """`real.seeds` runs (own initialization and data order; one label draw) in one call,
+  with a held-out split whose labels are flipped like the training labels."""
   r = config.real
   train_set, test_set = data.load_splits(r.data)
-  key_noise, key_train = jax.random.split(run.key)
-  noisy = noise.corrupt(key_noise, train_set.y, 2, r.noise.kind, r.noise.rate)
+  key_split, key_noise, key_val, key_train = jax.random.split(run.key, 4)
+  x, y = np.asarray(train_set.x), np.asarray(train_set.y)
+  train_idx, val_idx = early_stopping.holdout(key_split, len(y), int(r.val_fraction * len(y)))
+  noisy = noise.corrupt(key_noise, y[train_idx], 2, r.noise.kind, r.noise.rate)
+  noisy_val = noise.corrupt(key_val, y[val_idx], 2, r.noise.kind, r.noise.rate)
   run.save_noise(noisy)
-  splits = train.Splits(train_set.x, noisy, test_set.x, test_set.y)
-  result = run.train_classifier(r, splits, key=key_train)
-  return {"history": result.history, "flipped": int(noisy.is_noisy.sum()),
-          "n_train": int(noisy.is_noisy.size)}
-
-
-def judge_real(record, config) -> list:
-  r = config.real
-  summary = fl.memorization_epochs(record["history"], fit_threshold=r.fit_threshold,
-                                   memorize_threshold=r.memorize_threshold)
-  return [claims.claim(
-      "memorized_later", PAPER,
-      f"Real data ({r.data.name} {tuple(r.data.classes)}, {r.model.name}, {r.noise.rate:g} of "
-      "labels flipped): flipped samples are memorized later than the clean ones are fitted",
-      [claims.condition(f"first epoch with clean train acc ≥ {r.fit_threshold:g} earlier than "
-                        "the first with flipped-sample acc (vs flipped labels) ≥ "
-                        f"{r.memorize_threshold:g}",
-                        summary["clean_fitted_epoch"] < summary["flipped_memorized_epoch"])],
-      summary)]
+  splits = train.Splits(x[train_idx], noisy, test_set.x, test_set.y)
+  result = run.train_classifier(
+      r, splits, key=jax.random.split(key_train, r.seeds),
+      eval_fn=early_stopping.ValidationError(x[val_idx], noisy_val.labels),
+      run_labels=[{"seed": k} for k in range(r.seeds)])
+  return {"histories": result.histories, "flipped": int(noisy.is_noisy.sum()),
+          "n_train": int(noisy.is_noisy.size), "n_val": int(len(val_idx))}
 
 
 # ----------------------------------------------------------------------------- dynamics
@@ -182,165 +187,43 @@ def compute_dynamics(config, run) -> dict:
   return {
       "regime": {"snr": fl.snr(mu_norm, s.sigma_xi, s.d),
                  "n_snr2": fl.n_snr2(s.n, mu_norm, s.sigma_xi, s.d), "mu_norm": mu_norm,
-                 "xi_norm": s.sigma_xi * math.sqrt(s.d), "time_unit": unit},
+                 "xi_norm": s.sigma_xi * math.sqrt(s.d), "time_unit": unit,
+                 "benign_index": fl.n_snr2(s.n, mu_norm, s.sigma_xi, s.d) ** 2 * s.d / s.n},
       "realized_tau": np.asarray(problem.is_noisy_SxN).mean(axis=1).tolist(),
-      "stats": [fl.summarize_run(a, unit) for a in noisy_runs],
+      "stats": [fl.summarize_run(a, unit, judge.DLOSS_SMALL) for a in noisy_runs],
       "noiseless": [{"test_error_end": a["test_error"][-1],
+                     "train_loss_end": float(a["losses"][-1].mean()),
                      "min_train_acc_after_fit": fl.min_accuracy_after_fit(a)}
                     for a in clean_runs],
       "seed0": {"noisy": noisy_runs[0], "clean": clean_runs[0]}}  # for the figures
 
 
-def judge_dynamics(record, config) -> list:
-  s, stats, regime = config.synthetic, record["stats"], record["regime"]
-  floor = 0.5 * min(s.tau_pos, s.tau_neg)
-  final, at_t1 = [st["final"] for st in stats], [st.get("at_t1", {}) for st in stats]
-  setup = (f"n={s.n}, d={s.d}, m={s.m}, n·SNR²={regime['n_snr2']:.3g}, {len(stats)} seeds "
-           f"(realized τ {', '.join(f'{t:.2f}' for t in record['realized_tau'])})")
-  test_t1 = [v.get("test_error", float("inf")) for v in at_t1]
-  test_end = [f["test_error"] for f in final]
-  noiseless = record["noiseless"]
-  every = claims.check_every_seed
-  return [
-      claims.claim(
-          "stage1_fit", PAPER,
-          "Thm 4.1: in Stage I every clean sample is fitted and every noisy sample is "
-          f"classified by its true label ({setup})",
-          [claims.condition("a window of iterations with all training predictions equal to "
-                            f"the true labels, in each of {len(stats)} seeds",
-                            all(st["window"] is not None for st in stats))],
-          {"windows": [st["window"] for st in stats]}),
-      claims.claim(
-          "stage1_signal_over_noise", PAPER,
-          "Thm 4.1: at T₁ = Θ(nm/(ησ²d)), inside that window, the signal coefficient exceeds "
-          "the noisy samples' memorization: max_{j,r} γ > max_{i noisy, r} ρ̄_{ỹ_i,r,i}",
-          [claims.condition(f"such an iteration T₁ in each of {len(stats)} seeds, at a Θ(1) "
-                            "multiple of nm/(ησ²d)", all("t1" in st for st in stats))],
-          {"t1": [st.get("t1") for st in stats],
-           "t1_in_time_units": [st.get("t1_in_time_units") for st in stats],
-           "gamma_max_at_t1": [v.get("gamma_max") for v in at_t1],
-           "rho_bar_max_noisy_at_t1": [v.get("rho_bar_max_noisy") for v in at_t1],
-           "fraction_of_window_with_gamma_above": [st.get("signal_wins_fraction_of_window")
-                                                   for st in stats],
-           "at_window_end": [st.get("at_window_end") for st in stats]}),
-      claims.claim(
-          "stage2_memorization", PAPER,
-          "Thm 4.2: in Stage II the noisy samples get fitted, clean ones stay fitted, some ρ̄ "
-          "exceeds γ, and γ stays positive",
-          [every("final accuracy on clean samples", [f["acc_clean"] for f in final], "==", 1),
-           every("final accuracy on noisy samples (vs noisy labels)",
-                 [f["acc_noisy"] for f in final], "==", 1),
-           every("final fraction of noisy samples with max_r ρ̄ > max_r γ_{y_i,r}",
-                 [f["frac_noisy_rho_over_gamma"] for f in final], ">", 0),
-           every("min_{j,r} γ_{j,r} over the iterations after T₁",
-                 [st.get("gamma_min_after_t1") for st in stats], ">", 0)],
-          {"acc_clean_end": [f["acc_clean"] for f in final],
-           "acc_noisy_end": [f["acc_noisy"] for f in final],
-           "frac_noisy_rho_over_gamma": [f["frac_noisy_rho_over_gamma"] for f in final],
-           "min_gamma_after_t1": [st.get("gamma_min_after_t1", float("-inf")) for st in stats]}),
-      claims.claim(
-          "stage2_test_error", PAPER,
-          "Thm 4.2: after the loss converges the test error (clean test labels) is at least "
-          "0.5·min(τ₊, τ₋)",
-          [every(f"test error at T = {s.steps}", test_end, ">=", floor, "0.5·min(τ₊, τ₋) =")],
-          {"test_error_end": test_end, "d_over_n": s.d / s.n}),
-      claims.claim(
-          "sample_selection_log2", PAPER,
-          "Prop 4.3: at T₁ every clean sample has loss <= log 2 and every noisy sample loss "
-          ">= log 2 (the threshold separates them); after convergence it does not",
-          [every("fraction of clean samples with loss ≤ log 2 at T₁",
-                 [v.get("clean_below_log2") for v in at_t1], "==", 1),
-           every("fraction of noisy samples with loss ≥ log 2 at T₁",
-                 [v.get("noisy_above_log2") for v in at_t1], "==", 1)],
-          {"at_t1": [{k: v.get(k) for k in ("clean_below_log2", "noisy_above_log2")}
-                     for v in at_t1],
-           "at_end": [{k: f[k] for k in ("clean_below_log2", "noisy_above_log2")}
-                      for f in final]}),
-      claims.claim(
-          "early_stopping", PAPER,
-          "Prop 4.3: stopping at T₁ gives a small test error, no larger than after convergence",
-          [every("test error at T₁", test_t1, "<=", SMALL_TEST_ERROR),
-           claims.condition(f"test error at T₁ ≤ the test error at the end, in each of "
-                            f"{len(test_t1)} seeds",
-                            all(a <= b for a, b in zip(test_t1, test_end)))],
-          {"test_error_t1": test_t1, "test_error_end": test_end}),
-      claims.claim(
-          "noiseless", PAPER,
-          "Thm 4.4: without label noise every sample stays correctly classified and the test "
-          "error stays small",
-          [every("lowest training accuracy from the first fit to the end",
-                 [v["min_train_acc_after_fit"] for v in noiseless], "==", 1),
-           every("test error at the end", [v["test_error_end"] for v in noiseless], "<=",
-                 SMALL_TEST_ERROR)],
-          {"min_train_acc_after_fit": [v["min_train_acc_after_fit"] for v in noiseless],
-           "test_error_end": [v["test_error_end"] for v in noiseless]}),
-  ]
-
-
 # ----------------------------------------------------------------------------- sweep
 
 def compute_sweep(config, run) -> dict:
+  """Every point runs `sweep.time_units` time units nm/(ησ²d) (its own d sets the unit)."""
   s, sw = config.synthetic, config.sweep
-  args = dict(s, steps=sw.steps, records=sw.records, seeds=sw.seeds)
+  args = dict(s, records=sw.records, seeds=sw.seeds)
+  steps = lambda d: int(round(sw.time_units * _time_unit(s, d)))
   # One key for every sweep point: the same draws, only n·SNR² (or d) changes.
-  by_snr = [{"n_snr2": value,
-             **fl.summarize_seeds(fl.run_seeds(run.key, **dict(args, n_snr2=value))[1],
+  by_snr = [{"n_snr2": value, "steps": steps(s.d),
+             **fl.summarize_seeds(fl.run_seeds(run.key, **dict(args, n_snr2=value,
+                                                                steps=steps(s.d)))[1],
                                   _time_unit(s))}
             for value in sw.n_snr2]
   by_d = []
   for ratio in sw.d_over_n:
     d = int(ratio * s.n)
-    _, runs = fl.run_seeds(run.key, **dict(args, d=d))
-    by_d.append({"d_over_n": ratio, **fl.summarize_seeds(runs, _time_unit(s, d))})
+    _, runs = fl.run_seeds(run.key, **dict(args, d=d, steps=steps(d)))
+    by_d.append({"d_over_n": ratio, "steps": steps(d),
+                 **fl.summarize_seeds(runs, _time_unit(s, d))})
   return {"n_snr2": by_snr, "d_over_n": by_d}
 
 
-def _for_all(quantity, values, op, bound, where, bound_name=""):
-  """`quantity op bound` at every sweep point in `where` (fails if there is none)."""
-  text = claims.check(quantity, None, op, bound, bound_name).text + f" for {where}"
-  return claims.condition(text, bool(values) and all(
-      claims.check(quantity, v, op, bound).passed for v in values))
-
-
-def judge_sweep(record, config) -> list:
-  s, sw, points = config.synthetic, config.sweep, record["n_snr2"]
-  floor = 0.5 * min(s.tau_pos, s.tau_neg)
-  small = [v for v in points if v["n_snr2"] <= sw.small]
-  band = [v for v in points if sw.theta_band[0] <= v["n_snr2"] <= sw.theta_band[1]]
-  large = [v for v in points if v["n_snr2"] >= sw.large]
-  in_band = f"n·SNR² in [{sw.theta_band[0]:g}, {sw.theta_band[1]:g}]"
-  return [
-      claims.claim(
-          "two_stages", PAPER,
-          "Two stages (a Stage I window, then memorization of the noisy samples) appear in "
-          f"the n·SNR² = Θ(1) regime and not when noise dominates (n·SNR² ≪ 1; {sw.seeds} seeds "
-          "per point)",
-          [_for_all("fraction of seeds with a Stage I window", [v["frac_window"] for v in band],
-                    "==", 1, in_band),
-           _for_all("noisy samples memorized at the end",
-                    [v["noisy_memorized_end"] for v in band], "==", 1, in_band),
-           _for_all("fraction of seeds with a Stage I window", [v["frac_window"] for v in small],
-                    "==", 0, f"n·SNR² ≤ {sw.small:g}")],
-          {f"{v['n_snr2']:g}": {"frac_window": v["frac_window"],
-                                "noisy_memorized_end": v["noisy_memorized_end"]}
-           for v in points}),
-      claims.claim(
-          "kou_contrast", PAPER,
-          "Memorization harms the test error in the Θ(1) regime but not when the signal "
-          "dominates (n·SNR² ≫ 1, Kou et al. 2023: benign overfitting)",
-          [_for_all("test error rise from T₁ to the end", [v["rise"] for v in band], ">=",
-                    floor, in_band, "0.5·min(τ₊, τ₋) ="),
-           _for_all("test error rise from T₁ to the end", [v["rise"] for v in large], "<=",
-                    SMALL_TEST_ERROR, f"n·SNR² ≥ {sw.large:g}")],
-          {f"{v['n_snr2']:g}": {"rise": v["rise"], "test_error_t1": v["test_error_t1"],
-                                "test_error_end": v["test_error_end"]} for v in points}),
-  ]
-
-
 PARTS = {
-    "real": experiment.Part(compute_real, figures.plot_real, judge_real),
-    "dynamics": experiment.Part(compute_dynamics, figures.plot_dynamics, judge_dynamics),
-    "sweep": experiment.Part(compute_sweep, figures.plot_sweep, judge_sweep),
+    "real": experiment.Part(compute_real, figures.plot_real, judge.judge_real),
+    "dynamics": experiment.Part(compute_dynamics, figures.plot_dynamics, judge.judge_dynamics),
+    "sweep": experiment.Part(compute_sweep, figures.plot_sweep, judge.judge_sweep),
 }
 
 if __name__ == "__main__":

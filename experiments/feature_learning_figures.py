@@ -1,25 +1,29 @@
 """Figures of experiments/feature_learning.py: each a function of one part's record.
 
-  plot_dynamics  fig1_dynamics.png (Fig. 1: coefficients, accuracies, test error, per-sample
+  plot_dynamics  fig1_dynamics.png (Fig. 1: coefficients, accuracies, clean test error and
+                 held-out noisy-label error, mean |ℓ'_i| of clean and noisy samples, per-sample
                  losses, with and without label noise) and sample_selection.png (the loss
                  histograms of clean and noisy samples at T₁ and at the end, log 2 marked)
   plot_sweep     sweep_nsnr2.png (over n·SNR² and over d/n)
-  plot_real      real_data.png (per-epoch accuracies on the real data)
+  plot_real      real_data.png (per-epoch accuracies on the real data, seed 0, its
+                 early-stopping point)
 """
 
 import numpy as np
 
-from noisejax import plots
+from noisejax import early_stopping, plots
 from noisejax.theory import feature_learning as fl
 
 CLEAN, NOISY, TEST, TRAIN = (plots.COLORS[k] for k in ("clean", "noisy", "test", "train"))
 
 
 def _mark_stages(ax, a, label):
-  """T₁ (dashed) and the end of Stage I (dotted) of run `a` on a log-time axis."""
+  """T₁ (dashed), the end of Stage I (dotted) and the early-stopping point (dash-dot) of
+  run `a` on a log-time axis."""
   for index, ls, lw, text in ((a["t1_index"], "--", 1, "T₁ (Thm 4.1 holds)"),
                               (a["window_end_index"], ":", 1.5,
-                               "Stage I / II: first noisy sample fitted")):
+                               "Stage I / II: first noisy sample fitted"),
+                              (a["es_index"], "-.", 1, "early stopping (held-out)")):
     if index is not None:
       ax.axvline(max(a["steps"][index], 0.5), color="gray", ls=ls, lw=lw,
                  label=text if label else None)
@@ -42,9 +46,17 @@ def _dynamics_column(axes, a, title):
   if has_noise:
     ax.plot(t, a["acc_noisy"], color=NOISY, label="noisy samples vs noisy labels")
   ax.set(ylabel="training accuracy", ylim=(-0.03, 1.03))
-  axes[2].plot(t, a["test_error"], color=TEST)
-  axes[2].set_ylabel("test error (clean labels)")
+  axes[2].plot(t, a["test_error"], color=TEST, label="test (clean labels)")
+  axes[2].plot(t, a["val_error"], color=TEST, ls="--", label="held-out (noisy labels)")
+  axes[2].set_ylabel("error")
+  axes[2].legend(fontsize=7, loc="center right")
   ax = axes[3]
+  ax.plot(t, a["dloss_mean_clean"], color=CLEAN, label="clean samples")
+  if has_noise:
+    ax.plot(t, a["dloss_mean_noisy"], color=NOISY, label="noisy samples")
+  ax.set(yscale="log", ylabel="mean |ℓ'_i|")
+  ax.legend(fontsize=7, loc="lower left")
+  ax = axes[4]
   losses_RxN, noisy_N = a["losses"], np.asarray(a["is_noisy"], bool)
   for i in np.flatnonzero(~noisy_N):
     ax.plot(t, losses_RxN[:, i], color=CLEAN, lw=0.5, alpha=0.5)
@@ -57,11 +69,11 @@ def _dynamics_column(axes, a, title):
 def plot_dynamics(record, config) -> dict:
   s, unit = config.synthetic, record["regime"]["time_unit"]
   a_noise, a_clean = record["seed0"]["noisy"], record["seed0"]["clean"]
-  fig, axes = plots.figure(4, 2, width=5.5, height=3.0, sharex=True)
+  fig, axes = plots.figure(5, 2, width=5.5, height=3.0, sharex=True)
   for col, (a, title) in enumerate(((a_noise, f"label noise τ₊ = {s.tau_pos}, τ₋ = {s.tau_neg}"),
                                     (a_clean, "no label noise"))):
     _dynamics_column(axes[:, col], a, title)
-    for row in range(4):
+    for row in range(5):
       axes[row, col].set_xscale("log")
       _mark_stages(axes[row, col], a_noise, label=row == 1)
     axes[0, col].legend(fontsize=7, loc="upper left")
@@ -115,6 +127,8 @@ def plot_sweep(record, config) -> dict:
   for ax in axes[[0, 1, 3]]:
     ax.set(xscale="log", xlabel="n·SNR²")
     ax.axvspan(*sw.theta_band, color="gray", alpha=0.15)
+    ax.axvline(fl.signal_threshold(max(s.tau_pos, s.tau_neg)), color="gray", ls="--", lw=1,
+               label="2/(1 − 2τ)")
     ax.legend(fontsize=8)
   ratios = [v["d_over_n"] for v in by_d]
   ax = axes[2]
@@ -124,25 +138,30 @@ def plot_sweep(record, config) -> dict:
   ax.plot(ratios, [v["test_error_t1"] for v in by_d], "o-", label="at T₁")
   ax.plot(ratios, [v["test_error_end"] for v in by_d], "s-", label="at the end")
   ax.axhline(floor, color="k", ls=":", label="0.5·min(τ₊, τ₋)")
-  ax.set(xlabel=f"d / n  (n = {s.n}, n·SNR² = {s.n_snr2})", ylabel="test error (clean labels)")
+  ax.set(xlabel=f"d / n  (n = {s.n}, n·SNR² = {s.n_snr2:g})", ylabel="test error (clean labels)")
   ax.legend(fontsize=8)
-  fig.suptitle(f"mean over {sw.seeds} seeds, T = {sw.steps}; shaded: the Θ(1) band",
+  fig.suptitle(f"mean over {sw.seeds} seeds, {sw.time_units:g} time units nm/(ησ²d) per "
+               "point; shaded: the Θ(1) band",
                fontsize=10)
   return {"sweep_nsnr2.png": fig}
 
 
 def plot_real(record, config) -> dict:
-  r, history = config.real, [h for h in record["history"] if h["epoch"] > 0]
+  r, history = config.real, [h for h in record["histories"][0] if h["epoch"] > 0]
+  es = early_stopping.point(record["histories"][0])
   epochs = [h["epoch"] for h in history]
   fig, axes = plots.figure(width=6.5, height=4.0)
   plots.curves(axes[0, 0], epochs, {
       "train acc, clean samples": [1 - h["clean_error"] for h in history],
       "train acc, flipped samples vs flipped labels": [1 - h["noisy_error"] for h in history],
-      "test acc (clean)": [1 - h["test_error"] for h in history]},
+      "test acc (clean)": [1 - h["test_error"] for h in history],
+      "held-out acc (flipped labels)": [1 - h["val_error"] for h in history]},
       colors={"train acc, clean samples": CLEAN,
               "train acc, flipped samples vs flipped labels": NOISY,
-              "test acc (clean)": TEST}, ylabel="accuracy")
+              "test acc (clean)": TEST, "held-out acc (flipped labels)": TRAIN},
+      ylabel="accuracy", early_stop=es["epoch"])
   axes[0, 0].set_ylim(-0.02, 1.02)
-  axes[0, 0].set_title(f"{r.data.name} classes {tuple(r.data.classes)}, {r.model.name}, "
-                       f"{record['flipped']} of {record['n_train']} labels flipped", fontsize=9)
+  axes[0, 0].set_title(f"{r.data.name} classes {tuple(r.data.classes)}, {r.model.name}, SGD, "
+                       f"{record['flipped']} of {record['n_train']} labels flipped (seed 0; "
+                       "dotted: early stopping)", fontsize=9)
   return {"real_data.png": fig}

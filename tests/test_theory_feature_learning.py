@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from noisejax import models, synthetic
+from noisejax import early_stopping, models, synthetic
 from noisejax.theory import feature_learning as fl
 
 
@@ -177,3 +177,53 @@ def test_memorization_epochs_orders_fit_and_memorization():
   assert out["best_test_epoch"] == 1 and out["final"]["flipped_acc_vs_noisy"] == pytest.approx(0.7)
   never = fl.memorization_epochs(history, fit_threshold=1.01, memorize_threshold=0.99)
   assert never["clean_fitted_epoch"] == np.inf and never["flipped_acc_when_clean_fitted"] is None
+
+
+def test_signal_threshold_is_where_the_initial_growth_rates_meet():
+  assert fl.signal_threshold(0.2) == pytest.approx(10 / 3)
+  assert fl.signal_threshold(0.0) == 2.0
+  # One step from |ℓ'| = ½: Δγ/Δρ̄ = (1 − 2τ)‖μ‖²/(4m) ÷ σ²d/(2nm) = (1 − 2τ)·n·SNR²/2.
+  n, d, m, tau = 50, 200, 3, 0.25
+  mu = fl.signal_norm(fl.signal_threshold(tau), n, d, 1.0)
+  assert ((1 - 2 * tau) * mu ** 2 / (4 * m)) / (d / (2 * n * m)) == pytest.approx(1.0)
+
+
+def test_signal_beats_memorization_is_judged_filter_by_filter():
+  gamma = np.array([[[1.0, 2.0], [1.5, 0.5]]])  # R=1, j=±1, m=2
+  rho = np.zeros((1, 2, 2, 3))
+  y_noisy, noisy = np.array([1.0, -1.0, 1.0]), np.array([True, True, False])
+  rho[0, 0, 1, 0] = 0.4  # ρ̄_{+1,r=1,i=0}: below γ_{±1,1} = 2, 0.5
+  rho[0, 1, 0, 1] = 0.4  # ρ̄_{−1,r=0,i=1}: below γ_{±1,0} = 1, 1.5
+  rho[0, 0, 0, 2] = 9.0  # a clean sample's ρ: not judged
+  np.testing.assert_allclose(fl.signal_beats_memorization(gamma, rho, y_noisy, noisy), [1.0])
+  rho[0, 1, 0, 1] = 1.2  # now above γ_{+1,0} = 1: one of 2·2·2 = 8 triples fails
+  np.testing.assert_allclose(fl.signal_beats_memorization(gamma, rho, y_noisy, noisy), [7 / 8])
+  assert np.isnan(fl.signal_beats_memorization(gamma, rho, y_noisy, np.zeros(3, bool))[0])
+
+
+def test_analyze_records_heldout_error_early_stopping_and_loss_derivatives():
+  problem, runs = _seeds(0.3, steps=400, records=20, n_val=40)
+  assert problem.x_val_SxVx2xD.shape == (2, 40, 2, 120)
+  for a in runs:
+    np.testing.assert_allclose(a["dloss"], 1 - np.exp(-a["losses"]), atol=1e-5)  # |ℓ'|
+    assert a["es_index"] == early_stopping.index(a["val_error"])
+    assert 0 <= a["val_error"].min() and a["val_error"].max() <= 1
+    if a["t1_index"] is not None:
+      assert a["signal_wins_per_filter"][a["t1_index"]] == 1.0
+      ld = fl.loss_derivative_stages(a, 0.5)
+      assert ld["stage1_min"] == pytest.approx(a["dloss"][:a["t1_index"] + 1].min())
+      if ld["stage2_step"] is not None:
+        k = list(a["steps"]).index(ld["stage2_step"])
+        assert k > a["t1_index"] and a["dloss_mean_clean"][k] <= 0.5
+        assert ld["stage2_ratio"] == pytest.approx(a["dloss_mean_noisy"][k] /
+                                                   a["dloss_mean_clean"][k])
+
+
+def test_loss_derivative_stages_on_a_handmade_run():
+  dloss = np.array([[0.5, 0.5], [0.3, 0.6], [0.05, 0.4], [0.005, 0.2]])
+  a = {"t1_index": 1, "is_noisy": np.array([False, True]), "steps": np.array([0, 1, 2, 3]),
+       "dloss": dloss, "dloss_mean_clean": dloss[:, 0], "dloss_mean_noisy": dloss[:, 1]}
+  out = fl.loss_derivative_stages(a, 0.01)
+  assert out["stage1_min"] == 0.3 and out["stage2_step"] == 3
+  assert out["stage2_ratio"] == pytest.approx(40.0)
+  assert fl.loss_derivative_stages({**a, "t1_index": None}, 0.01)["stage2_step"] is None

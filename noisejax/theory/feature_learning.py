@@ -20,9 +20,13 @@ system of the (normalized) basis. They then equal the coefficients of the paper'
 iterative updates (`coefficient_updates`), so ρ_{j,r,i} ≥ 0 when j = ỹ_i (ρ̄) and ≤ 0
 when j ≠ ỹ_i (ρ̲).
 
-`run_seeds` draws, trains and analyzes S seeds at one regime n·SNR²; `summarize_run`,
-`summarize_seeds` and `min_accuracy_after_fit` turn its analyses into the numbers the
-paper's claims are about (Stage I window, T₁, memorization, the log 2 selection), and
+`run_seeds` draws, trains and analyzes S seeds at one regime n·SNR² (each seed with a
+held-out split whose labels are flipped like the training labels, for the early-stopping
+point of `noisejax.early_stopping`); `summarize_run`, `summarize_seeds`,
+`signal_beats_memorization` (Thm 4.1 filter by filter), `loss_derivative_stages` (the
+|ℓ'_i| mechanism) and `min_accuracy_after_fit` turn its analyses into the numbers the
+paper's claims are about (Stage I window, T₁, memorization, the log 2 selection);
+`signal_threshold` is the n·SNR² = 2/(1 − 2τ) above which the signal wins the start; and
 `memorization_epochs` does the same for the real-data check on a training history.
 """
 
@@ -55,6 +59,16 @@ def n_snr2(n, mu_norm, sigma_xi, d):
 def signal_norm(regime, n, d, sigma_xi):
   """The ‖μ‖ of a regime n·SNR² = n‖μ‖²/(σ_ξ²d): ‖μ‖ = √(n·SNR²·d/n)·σ_ξ."""
   return math.sqrt(regime * d / n) * sigma_xi
+
+
+def signal_threshold(tau):
+  """The n·SNR² above which the signal outgrows memorization at the start: 2/(1 − 2τ).
+
+  With every |ℓ'_i| = ½ at initialization one GD step adds η(1 − 2τ)‖μ‖²/(4m) to γ_{j,r}
+  (clean samples push, noisy ones pull) and ησ_ξ²d/(2nm) to ρ̄_{ỹ_i,r,i}: their ratio
+  (1 − 2τ)·n·SNR²/2 exceeds 1 iff n·SNR² > 2/(1 − 2τ).
+  """
+  return 2.0 / (1.0 - 2.0 * tau)
 
 
 def time_unit(n, m, eta, sigma_xi, d):
@@ -170,6 +184,7 @@ class Trace(NamedTuple):
   rho_Rx2xMxN: jax.Array
   f_RxN: jax.Array          # training outputs f(W⁽ᵗ⁾, x_i)
   test_error_R: jax.Array   # P̂(sign f(x) ≠ y) on clean test samples (true labels)
+  val_error_R: jax.Array    # P̂(sign f(x) ≠ ỹ) on the held-out split (noisy labels)
   residual_R: jax.Array     # max relative error of the reconstruction from (γ, ρ)
 
 
@@ -179,40 +194,48 @@ def record_steps(total_steps, num_records):
   return tuple(int(s) for s in np.concatenate([[0], steps]))
 
 
-def _record(W, W0, basis, x_train, x_test, y_test):
+def _error(W, x_Nx2xD, y_N):
+  return jnp.mean(jnp.sign(patch_cnn(W, x_Nx2xD)) != y_N)
+
+
+def _record(W, W0, basis, x_train, x_test, y_test, x_val, y_val):
   gamma, rho = decompose(W, W0, basis)
   delta = W - W0
   residual = jnp.linalg.norm(reconstruct(gamma, rho, W0, basis) - W) / jnp.maximum(
       jnp.linalg.norm(delta), 1e-30)
-  f_test = patch_cnn(W, x_test)
-  test_error = jnp.mean(jnp.sign(f_test) != y_test)
-  return Trace(gamma, rho, patch_cnn(W, x_train), test_error, residual)
+  return Trace(gamma, rho, patch_cnn(W, x_train), _error(W, x_test, y_test),
+               _error(W, x_val, y_val), residual)
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
-def simulate(W0_2xMxD, mu_D, x_Nx2xD, y_noisy_N, x_test_Tx2xD, y_test_T, eta, *, steps):
+def simulate(W0_2xMxD, mu_D, x_Nx2xD, y_noisy_N, x_test_Tx2xD, y_test_T, x_val_Vx2xD,
+             y_val_V, eta, *, steps):
   """Full-batch GD on the logistic loss, recorded at the iterations `steps` (one lax.scan).
 
   w⁽ᵗ⁺¹⁾ = w⁽ᵗ⁾ − η∇L_S(w⁽ᵗ⁾); at each t in `steps` records γ⁽ᵗ⁾, ρ⁽ᵗ⁾ (exact
-  decomposition), f(W⁽ᵗ⁾, x_i) and the clean test error. Returns (W_final, Trace).
-  Pure in all array arguments, so `jax.vmap` runs seeds (or signal strengths) at once.
+  decomposition), f(W⁽ᵗ⁾, x_i), the clean test error and the error on the held-out split
+  (its own labels, noisy like the training labels). Returns (W_final, Trace). The
+  iterations between records run in a device-resident fori_loop; pure in all array
+  arguments, so `jax.vmap` runs seeds (or signal strengths) in one program.
   """
   basis = make_basis(mu_D, x_Nx2xD[:, 1])
   increments = np.diff(np.asarray((0,) + tuple(steps)))
 
   def advance(W, count):
     W = jax.lax.fori_loop(0, count, lambda _, w: gd_step(w, x_Nx2xD, y_noisy_N, eta), W)
-    return W, _record(W, W0_2xMxD, basis, x_Nx2xD, x_test_Tx2xD, y_test_T)
+    return W, _record(W, W0_2xMxD, basis, x_Nx2xD, x_test_Tx2xD, y_test_T, x_val_Vx2xD,
+                      y_val_V)
 
   return jax.lax.scan(advance, W0_2xMxD, jnp.asarray(increments, jnp.int32))
 
 
-def simulate_seeds(W0_Sx2xMxD, mu_SxD, x_SxNx2xD, y_noisy_SxN, x_test_SxTx2xD, y_test_SxT, eta,
-                   *, steps):
+def simulate_seeds(W0_Sx2xMxD, mu_SxD, x_SxNx2xD, y_noisy_SxN, x_test_SxTx2xD, y_test_SxT,
+                   x_val_SxVx2xD, y_val_SxV, eta, *, steps):
   """`simulate` vmapped over a leading seed axis S of every array (η shared)."""
   run = functools.partial(simulate, steps=steps)
-  return jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0, None))(
-      W0_Sx2xMxD, mu_SxD, x_SxNx2xD, y_noisy_SxN, x_test_SxTx2xD, y_test_SxT, eta)
+  return jax.vmap(run, in_axes=(0,) * 8 + (None,))(
+      W0_Sx2xMxD, mu_SxD, x_SxNx2xD, y_noisy_SxN, x_test_SxTx2xD, y_test_SxT, x_val_SxVx2xD,
+      y_val_SxV, eta)
 
 
 class Problem(NamedTuple):
@@ -225,14 +248,17 @@ class Problem(NamedTuple):
   is_noisy_SxN: jax.Array
   x_test_SxTx2xD: jax.Array
   y_test_SxT: jax.Array     # true labels ±1
+  x_val_SxVx2xD: jax.Array  # held-out split drawn like the training set
+  y_val_SxV: jax.Array      # its observed (noisy) labels ±1
 
 
 def make_problem(key, num_seeds, *, n, d, m, mu_norm, sigma_xi, sigma0, tau_pos, tau_neg,
-                 n_test):
+                 n_test, n_val=200):
   """Draws S = num_seeds independent data sets and initializations (paper §3 data model).
 
   Training data: `noisejax.synthetic.signal_noise` with class-conditional Bernoulli flips
-  (τ₊, τ₋); test data: fresh ξ with the same μ and clean labels.
+  (τ₊, τ₋); test data: fresh ξ with the same μ and clean labels; a held-out split of
+  n_val samples drawn like the training data, noisy labels included (for early stopping).
   """
   from noisejax import synthetic  # pylint: disable=g-import-not-at-top
   runs = []
@@ -240,9 +266,12 @@ def make_problem(key, num_seeds, *, n, d, m, mu_norm, sigma_xi, sigma0, tau_pos,
     key_train, key_test, key_init = jax.random.split(seed_key, 3)
     train = synthetic.signal_noise(key_train, n, d, mu_norm, sigma_xi, tau_pos, tau_neg)
     test = synthetic.signal_noise(key_test, n_test, d, mu_norm, sigma_xi, 0.0, 0.0)
+    val = synthetic.signal_noise(jax.random.fold_in(seed_key, 3), n_val, d, mu_norm,
+                                 sigma_xi, tau_pos, tau_neg)
     runs.append(Problem(init_weights(key_init, m, d, sigma0), train.mu_D, train.x_Nx2xD,
                         train.y.astype(jnp.float32), train.y_noisy.astype(jnp.float32),
-                        train.is_noisy, test.x_Nx2xD, test.y.astype(jnp.float32)))
+                        train.is_noisy, test.x_Nx2xD, test.y.astype(jnp.float32),
+                        val.x_Nx2xD, val.y_noisy.astype(jnp.float32)))
   return Problem(*(jnp.stack(parts) for parts in zip(*runs)))
 
 
@@ -250,7 +279,7 @@ def run_problem(problem: Problem, eta, steps):
   """Trains every run of `problem` (one vmapped scan). Returns (W_final, Trace), axis S first."""
   return simulate_seeds(problem.W0_Sx2xMxD, problem.mu_SxD, problem.x_SxNx2xD,
                         problem.y_noisy_SxN, problem.x_test_SxTx2xD, problem.y_test_SxT,
-                        eta, steps=tuple(steps))
+                        problem.x_val_SxVx2xD, problem.y_val_SxV, eta, steps=tuple(steps))
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -267,16 +296,35 @@ def _first_window(ok_R):
   return start, end
 
 
-def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
+def signal_beats_memorization(gamma_Rx2xM, rho_Rx2xMxN, y_noisy_N, is_noisy_N):
+  """Thm 4.1's per-filter condition γ_{j,r} > ρ̄_{ỹ_i,r,i}, for every j, r and noisy i.
+
+  Returns the fraction of the 2·m·|S_f| triples (j, r, i ∈ S_f) where it holds, per record
+  (R,); 1 where it holds for every filter. NaN without noisy samples.
+  """
+  noisy = np.asarray(is_noisy_N, bool)
+  if not noisy.any():
+    return np.full(len(gamma_Rx2xM), np.nan)
+  own_class_1x1x1xF = (np.asarray(y_noisy_N)[noisy] < 0).astype(int)[None, None, None]
+  rho_bar_Rx1xMxF = np.take_along_axis(np.asarray(rho_Rx2xMxN)[..., noisy], own_class_1x1x1xF,
+                                       axis=1)  # ρ̄_{ỹ_i,r,i} = ρ_{ỹ_i,r,i} (≥ 0)
+  wins_Rx2xMxF = np.asarray(gamma_Rx2xM)[..., None] > rho_bar_Rx1xMxF
+  return wins_Rx2xMxF.mean(axis=(1, 2, 3))
+
+
+def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N, es_window=None):
   """Curves and stage boundaries of ONE run (numpy; no seed axis).
 
   Stage I window: the first run of recorded iterations at which every training sample is
   classified by its TRUE label (all clean samples fitted, every noisy sample predicted
   as its true class, i.e. not fitted); right after its end the first noisy sample is
   memorized (Stage II). T₁ (Thm 4.1): the last iteration of the window at which also the
-  signal beats the noisy samples' memorization, max_{j,r} γ_{j,r} > max_{i∈S_f, r} ρ̄_{ỹ_i,r,i};
-  None if no such iteration. Returns a dict of arrays and scalars.
+  signal beats memorization filter by filter, γ_{j,r} > ρ̄_{ỹ_i,r,i} for every j, r and
+  noisy i (`signal_beats_memorization`); None if no such iteration. The early-stopping
+  record `es_index` is `noisejax.early_stopping.index` of the held-out (noisy-label)
+  error. |ℓ'_i| = 1/(1 + exp(ỹ_i f_i)) = 1 − exp(−ℓ_i). Returns a dict of arrays and scalars.
   """
+  from noisejax import early_stopping  # pylint: disable=g-import-not-at-top
   steps = np.asarray(steps)
   y, y_noisy, noisy = (np.asarray(a) for a in (y_N, y_noisy_N, is_noisy_N))
   noisy = noisy.astype(bool)
@@ -286,12 +334,14 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
   rho_bar = np.where(np.array([1.0, -1.0])[None, :, None, None] == y_noisy[None, None, None, :],
                      rho, 0.0)
   sample_losses = np.logaddexp(0.0, -y_noisy * f)
+  dloss = 1.0 / (1.0 + np.exp(np.clip(y_noisy * f, -80.0, 80.0)))  # |ℓ'_i|
   correct_given = np.sign(f) == y_noisy
   correct_true = np.sign(f) == y
   mean_or_nan = lambda a, mask: a[:, mask].mean(1) if mask.any() else np.full(len(a), np.nan)
   rho_max_RxN = rho.max(axis=(1, 2))  # max_{j,r} ρ_{j,r,i}
   rho_bar_max_RxN = rho_bar.max(axis=(1, 2))  # max_r ρ̄_{ỹ_i,r,i}
   gamma_max_R = gamma.max(axis=(1, 2))
+  val_error = np.asarray(trace.val_error_R)
   out = {
       "steps": steps,
       "acc_train": correct_given.mean(1),
@@ -300,6 +350,8 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
       "acc_noisy_true": mean_or_nan(correct_true, noisy),    # against the true labels
       "acc_true": correct_true.mean(1),
       "test_error": np.asarray(trace.test_error_R),
+      "val_error": val_error,
+      "es_index": early_stopping.index(val_error, es_window or early_stopping.WINDOW),
       "gamma_max": gamma_max_R,
       "gamma_min": gamma.min(axis=(1, 2)),
       "gamma_mean": gamma.mean(axis=(1, 2)),
@@ -309,8 +361,14 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
       "rho_mean_noisy": mean_or_nan(rho_max_RxN, noisy),
       "rho_bar_max_noisy": (rho_bar_max_RxN[:, noisy].max(1) if noisy.any()
                             else np.zeros(len(f))),
+      "signal_wins_per_filter": signal_beats_memorization(gamma, rho, y_noisy, noisy),
       "losses": sample_losses,
+      "dloss": dloss,
+      "dloss_mean_clean": mean_or_nan(dloss, ~noisy),
+      "dloss_mean_noisy": mean_or_nan(dloss, noisy),
       "is_noisy": noisy,
+      # f_i = 0 exactly: every ReLU of sample i is off, its gradient is 0 from then on.
+      "dead_end": int(np.sum(f[-1] == 0.0)),
       "residual": float(np.max(np.asarray(trace.residual_R)[1:])) if len(f) > 1 else 0.0,
   }
   # Fraction of noisy samples whose own noise coefficient beats the signal of their class:
@@ -323,11 +381,34 @@ def analyze(steps, trace, y_N, y_noisy_N, is_noisy_N):
   out["window_end_index"] = None if window is None else window[1]
   out["t1_index"] = None
   if window is not None:
-    signal_wins = out["gamma_max"] > out["rho_bar_max_noisy"]
-    inside = np.flatnonzero(signal_wins[window[0]:window[1] + 1])
-    out["signal_wins_fraction"] = float(signal_wins[window[0]:window[1] + 1].mean())
+    signal_wins = out["signal_wins_per_filter"][window[0]:window[1] + 1] == 1.0
+    inside = np.flatnonzero(signal_wins)
+    out["signal_wins_fraction"] = float(signal_wins.mean())
     if inside.size:
       out["t1_index"] = int(window[0] + inside[-1])
+  return out
+
+
+def loss_derivative_stages(a, small):
+  """The loss-derivative mechanism of one run (an `analyze` result with noisy samples).
+
+  Stage I: min_i |ℓ'_i| over the records 0..T₁ (bounded below by a constant). Stage II:
+  the first record after T₁ at which the clean samples' mean |ℓ'_i| is ≤ `small` (→ 0),
+  and there the noisy samples' mean |ℓ'_i| and the ratio noisy / clean of the means.
+  NaN / None where T₁ or such a record does not exist.
+  """
+  i = a["t1_index"]
+  out = {"stage1_min": float("nan"), "stage2_step": None, "stage2_clean_mean": float("nan"),
+         "stage2_noisy_mean": float("nan"), "stage2_ratio": float("nan")}
+  if i is None:
+    return out
+  out["stage1_min"] = float(a["dloss"][:i + 1].min())
+  clean_R, noisy_R = a["dloss_mean_clean"], a["dloss_mean_noisy"]
+  later = np.flatnonzero(clean_R[i + 1:] <= small)
+  if later.size:
+    k = i + 1 + int(later[0])
+    out.update(stage2_step=int(a["steps"][k]), stage2_clean_mean=float(clean_R[k]),
+               stage2_noisy_mean=float(noisy_R[k]), stage2_ratio=float(noisy_R[k] / clean_R[k]))
   return out
 
 
@@ -348,7 +429,7 @@ def separation_at(losses_RxN, is_noisy_N, index):
 # ----------------------------------------------------------------------------- runs and summaries
 
 def run_seeds(key, *, seeds, n, d, m, n_snr2, sigma_xi, sigma0, tau_pos, tau_neg, n_test,
-              eta, steps, records):  # pylint: disable=redefined-outer-name
+              eta, steps, records, n_val=200):  # pylint: disable=redefined-outer-name
   """Draws `seeds` problems at the regime `n_snr2` (‖μ‖ = `signal_norm`), trains each by
   full-batch GD for `steps` iterations (one vmapped scan, `records` log-spaced records)
   and analyzes every run. The keyword names are those of the experiment's `synthetic`
@@ -360,7 +441,7 @@ def run_seeds(key, *, seeds, n, d, m, n_snr2, sigma_xi, sigma0, tau_pos, tau_neg
   steps_R = record_steps(steps, records)
   problem = make_problem(key, seeds, n=n, d=d, m=m, mu_norm=signal_norm(n_snr2, n, d, sigma_xi),
                          sigma_xi=sigma_xi, sigma0=sigma0, tau_pos=tau_pos, tau_neg=tau_neg,
-                         n_test=n_test)
+                         n_test=n_test, n_val=n_val)
   _, trace = run_problem(problem, eta, steps_R)
   trace = jax.device_get(trace)
   analyses = [analyze(steps_R, jax.tree.map(lambda a, k=k: a[k], trace), problem.y_SxN[k],
@@ -369,28 +450,40 @@ def run_seeds(key, *, seeds, n, d, m, n_snr2, sigma_xi, sigma0, tau_pos, tau_neg
   return problem, analyses
 
 
-def summarize_run(a, unit):
+def summarize_run(a, unit, small=0.01):
   """The numbers of one run (an `analyze` result) at T₁, at the end of its Stage I
-  window and at its last record; times also in units of `unit` = `time_unit(...)`."""
+  window, at the early-stopping record and at its last record; times also in units of
+  `unit` = `time_unit(...)`; `small` is the |ℓ'| counted as → 0 (`loss_derivative_stages`)."""
+  noisy = np.asarray(a["is_noisy"], bool)
+  es = a["es_index"]
   out = {"window": a["window"], "final": {
       "acc_clean": a["acc_clean"][-1], "acc_noisy": a["acc_noisy"][-1],
       "test_error": a["test_error"][-1], "gamma_max": a["gamma_max"][-1],
       "rho_bar_max_noisy": a["rho_bar_max_noisy"][-1],
       "frac_noisy_rho_over_gamma": a["frac_noisy_rho_over_gamma"][-1],
-      **separation_at(a["losses"], a["is_noisy"], -1)}}
+      "train_loss": float(a["losses"][-1].mean()), "dead_samples": a["dead_end"],
+      "dloss_max_clean": float(a["dloss"][-1, ~noisy].max()) if (~noisy).any() else 0.0,
+      **separation_at(a["losses"], a["is_noisy"], -1)},
+      "es": {"step": int(a["steps"][es]), "test_error": a["test_error"][es],
+             "val_error": a["val_error"][es]}}
   end = a["window_end_index"]
   if end is not None:
     out["signal_wins_fraction_of_window"] = a["signal_wins_fraction"]
     out["at_window_end"] = {"gamma_max": a["gamma_max"][end],
-                            "rho_bar_max_noisy": a["rho_bar_max_noisy"][end]}
+                            "rho_bar_max_noisy": a["rho_bar_max_noisy"][end],
+                            "signal_wins_per_filter": a["signal_wins_per_filter"][end]}
   i = a["t1_index"]
   if i is not None:
     out["t1"] = int(a["steps"][i])
     out["t1_in_time_units"] = a["steps"][i] / unit
     out["at_t1"] = {"test_error": a["test_error"][i], "gamma_max": a["gamma_max"][i],
+                    "gamma_min": a["gamma_min"][i],
                     "rho_bar_max_noisy": a["rho_bar_max_noisy"][i],
+                    "signal_wins_per_filter": a["signal_wins_per_filter"][i],
                     **separation_at(a["losses"], a["is_noisy"], i)}
     out["gamma_min_after_t1"] = float(np.min(a["gamma_min"][i:]))
+  if noisy.any():
+    out["loss_derivative"] = loss_derivative_stages(a, small)
   return out
 
 
@@ -402,7 +495,8 @@ def first_fit_time(a, key, unit):
 
 def summarize_seeds(analyses, unit):
   """One sweep point: over the seeds' `analyze` results, the fraction with a Stage I
-  window (and with T₁), the mean test error at T₁, at its minimum and at the end, the
+  window (and with T₁), per seed the samples with every ReLU off at the end (f = 0,
+  stuck), the mean test error at T₁, at its minimum and at the end, the
   mean rise end − T₁ (over seeds with T₁; NaN if none), and per seed the times (in
   units of `unit`) when Stage I ends and when every noisy sample is fitted."""
   t1 = [a for a in analyses if a["t1_index"] is not None]
@@ -410,6 +504,7 @@ def summarize_seeds(analyses, unit):
   return {"frac_window": float(np.mean([a["window"] is not None for a in analyses])),
           "frac_t1": len(t1) / len(analyses),
           "noisy_memorized_end": float(np.mean([a["acc_noisy"][-1] for a in analyses])),
+          "dead_samples_end": [a["dead_end"] for a in analyses],
           "test_error_t1": float(np.mean(test_t1)) if test_t1 else float("nan"),
           "test_error_min": float(np.mean([a["test_error"].min() for a in analyses])),
           "test_error_end": float(np.mean([a["test_error"][-1] for a in analyses])),
