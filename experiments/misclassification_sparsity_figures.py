@@ -17,7 +17,7 @@ def plot_fig1(record, config) -> dict:
   """Fig. 1: (a) training and test error on clean labels, (b) E_x A_N(x), seed means."""
   steps_T, width, curves = record["steps"], record["width"], record["curves"]
   seeds = curves["test_error"].shape[1]
-  fig, axes = plots.figure(1, 2)
+  fig, axes = plots.figure(1, 3)
   for i, p in enumerate(record["p"]):
     color = _p_color(p)
     for ax, kind in ((axes[0, 0], "error"), (axes[0, 1], "active")):
@@ -29,9 +29,17 @@ def plot_fig1(record, config) -> dict:
                  title="(a) errors (clean labels)")
   axes[0, 1].set(xlabel="SGD step (batch 1)", ylabel=f"E_x A_N(x) (of {width})",
                  title="(b) typical number of active neurons")
-  for ax in axes[0]:
+  for ax in axes[0, :2]:
     ax.legend(fontsize=7)
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+  a = record["a_of_p"]  # App. A: a(p) after a.steps steps, mean ± std over seeds
+  for split, marker in (("train", "o-"), ("test", "s--")):
+    values_PxS = np.asarray(a[f"active_{split}"])
+    axes[0, 2].errorbar(a["p"], values_PxS.mean(1), values_PxS.std(1), fmt=marker,
+                        color=plots.COLORS["noisy"], ms=3, label=f"{split} inputs")
+  axes[0, 2].set(xlabel="p (resampling rate)", ylabel=f"E_x A_N(x) (of {width})",
+                 title=f"App. A: a(p) after {a['steps']} steps")
+  axes[0, 2].legend(fontsize=7)
   fig.suptitle(f"Fig. 1: hypercube boundary, d = {config.fig1.d}, h = "
                f"{config.fig1.optim.lr:.3g}, {seeds} seeds")
   return {"fig1_hypercube.png": fig}

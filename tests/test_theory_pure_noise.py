@@ -111,8 +111,8 @@ def test_theorem1_summary_skips_nets_with_every_unit_off():
 
 def test_death_time_exponent_of_an_exact_power_law():
   rows = [{"h": h, "steps_to_death": 7.0 / h**2} for h in (0.1, 0.05, 0.025)]
-  exponent, at_paper_h = pn.death_time_exponent(rows, d=10)
-  assert exponent == pytest.approx(2.0)
+  exponent, at_paper_h, residual = pn.death_time_exponent(rows, d=10)
+  assert exponent == pytest.approx(2.0) and residual == pytest.approx(0.0, abs=1e-9)
   assert at_paper_h == pytest.approx(7.0 * 10**4)
   rows[1]["steps_to_death"] = float("inf")  # one run never died: no fit
   assert np.isnan(pn.death_time_exponent(rows, d=10)[0])
@@ -126,3 +126,67 @@ def test_hidden_layer_summary_on_a_short_biased_run():
   s = pn.hidden_layer_summary(*out, np.arange(5) * 100)
   assert s["w_norm_init"] == pytest.approx(float(out[1]["w_norm"][:, 0].mean()))
   assert 0 <= s["active_fraction_final"] < 0.5 and s["fraction_biases_decreased"] > 0.5
+
+
+def test_layer_norm_changes_match_the_direct_difference():
+  params = pn.init_one_hidden_layer(jax.random.key(1), 3, 5)
+  grads = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), params)
+  h = 0.3
+  direct = [sum(jnp.vdot(params[k] - h * grads[k], params[k] - h * grads[k])
+                - jnp.vdot(params[k], params[k]) for k in layer) for layer in pn.LAYERS]
+  np.testing.assert_allclose(pn.layer_norm_changes(params, grads, h), direct, rtol=1e-4)
+
+
+def test_theorem1_counts_on_trained_sgd():
+  """Tiny h is inside Theorem 1's regime (every misclassified step shrinks every layer);
+  a large h is not."""
+  keys = jax.random.split(jax.random.key(2), 2)
+  for h, low, high in ((1e-6, 1.0, 1.0), (0.5, 0.0, 0.9)):
+    _, rec, _ = jax.tree.map(np.asarray, pn.hidden_layer_pure_noise(
+        keys, h, d=4, width=16, bias=False, loss="hinge", steps=400, record_every=100))
+    assert np.all(rec["shrinking_steps"] <= rec["misclassified_steps"])
+    assert rec["misclassified_steps"][:, 0].sum() == 0  # record 0 is the initialization
+    t1 = pn.theorem1_along_sgd(rec)
+    assert t1["misclassified_steps"] > 100 and low <= t1["shrink_fraction"] <= high
+    assert len(t1["shrink_fraction_per_seed"]) == 2
+
+
+def test_gradient_flow_norms_decrease():
+  with jax.enable_x64(True):
+    norms, worst = map(np.asarray, pn.gradient_flow_norms(
+        jax.random.key(3), 0.01, d=5, depth=2, width=8, n=20, steps=200, record_every=50))
+  assert norms.shape == (5, 2) and worst.shape == (2,) and norms.dtype == np.float64
+  assert np.all(np.diff(norms, axis=0) <= 0) and np.all(worst <= 0)
+  assert np.all(norms[-1] < norms[0])
+
+
+def test_hypercube_sparse_net_counts():
+  d, eps = 20, 0.3
+  net = pn.hypercube_sparse_net(d, eps)
+  assert net["w1"].shape == (2 * d, d)
+  from noisejax import synthetic
+  x, y = synthetic.hypercube_boundary(jax.random.key(4), 20_000, d, eps)
+  out, active = map(np.asarray, pn.sparse_net_outputs(net, x))
+  y = np.asarray(y)
+  assert np.all(active[y == -1] == 0) and np.all(out[y == -1] == -0.5)
+  assert np.all(active[y == 1] >= 1)  # the face unit always fires
+  assert active[y == 1].mean() == pytest.approx(pn.hypercube_expected_active(d, eps), rel=0.03)
+
+
+def test_fixed_output_step_on_a_basis_vector_is_standard_basis_step():
+  w = jax.random.uniform(jax.random.key(5), (8, 3), minval=-1.0, maxval=1.0)
+  for i in range(3):
+    for y in (1.0, -1.0):
+      e_i = jnp.zeros(3).at[i].set(1.0)
+      new, _ = pn.fixed_output_step(w, (e_i, y), h=0.3)
+      np.testing.assert_allclose(new, pn.standard_basis_step(w, (i, y), h=0.3), rtol=1e-6)
+
+
+def test_fixed_output_pure_noise_larger_h_is_sparser():
+  x = jax.random.uniform(jax.random.key(6), (50, 12))  # non-negative inputs, like pixels
+  rec = jax.tree.map(np.asarray, pn.fixed_output_pure_noise(
+      jax.random.split(jax.random.key(7), 2), jnp.asarray([1e-3, 1.0]), x, x[:20], k=8,
+      steps=2000, record_every=500))
+  assert rec["active_fraction"].shape == (2, 2, 4)  # H×S×R
+  assert rec["active_fraction"][1, :, -1].max() < rec["active_fraction"][0, :, -1].min()
+  assert np.all(rec["updates"] <= 500) and rec["all_dead"][1, :, -1].min() > 0.5

@@ -342,15 +342,26 @@ def gaussian_active_fraction(params):
   return jnp.mean(jax.scipy.stats.norm.cdf(z))
 
 
+LAYERS = (("w", "b"), ("v", "c"))  # the two layers of one_hidden_layer, with their biases
+
+
+def layer_norm_changes(params, grads, h: float):
+  """‖W_l − hG_l‖² − ‖W_l‖² = −⟨hG_l, 2W_l − hG_l⟩ for each layer of LAYERS (Theorem 1),
+  written without the cancellation of the difference: changes_L."""
+  return jnp.stack([sum(-jnp.vdot(h * grads[k], 2 * params[k] - h * grads[k])
+                        for k in layer if k in params) for layer in LAYERS])
+
+
 def _binary_step(params, sample, *, h: float, loss: str):
-  """One batch-1 step on L(−y N(x)), x a single input, y ∈ {±1}."""
+  """One batch-1 step on L(−y N(x)), x a single input, y ∈ {±1}; also returns Theorem 1's
+  test on it: (misclassified y·N(x) < 0, misclassified and every layer's norm dropped)."""
   x_D, y = sample
-
-  def objective(p):
-    return surrogate(loss)(-y * one_hidden_layer(p, x_D[None])[0, 0])
-
-  grads = jax.grad(objective)(params)
-  return jax.tree.map(lambda p, g: p - h * g, params, grads)
+  margin, grads = jax.value_and_grad(
+      lambda p: y * one_hidden_layer(p, x_D[None])[0, 0])(params)
+  grads = jax.tree.map(lambda g: -jax.grad(surrogate(loss))(-margin) * g, grads)
+  misclassified = margin < 0
+  shrinks = misclassified & jnp.all(layer_norm_changes(params, grads, h) < 0)
+  return jax.tree.map(lambda p, g: p - h * g, params, grads), (misclassified, shrinks)
 
 
 def _hidden_record(params, num_tracked: int):
@@ -358,6 +369,7 @@ def _hidden_record(params, num_tracked: int):
       "w_norm": jnp.linalg.norm(params["w"]),
       "v_norm": jnp.linalg.norm(params["v"]),
       "active_fraction": gaussian_active_fraction(params),
+      "misclassified_steps": jnp.int32(0), "shrinking_steps": jnp.int32(0),
   }
   if "b" in params:
     record["b_norm"] = jnp.linalg.norm(params["b"])
@@ -375,8 +387,10 @@ def hidden_layer_pure_noise(keys_S, h, *, d: int, width: int, bias: bool, loss: 
 
   Batch-1 SGD, V, W (and b, c with `bias`) all trained; vmapped over seeds keys_S.
   Returns (final params, records) with records[name] of shape S×R (R = steps/record_every
-  + 1, record 0 the initialization): ‖W‖_F, ‖V‖, the Gaussian active fraction and, with
-  bias, ‖b‖, mean b, the first `num_tracked` biases and the output bias c.
+  + 1, record 0 the initialization): ‖W‖_F, ‖V‖, the Gaussian active fraction, the numbers
+  of misclassified steps and of those on which every layer's norm dropped (Theorem 1 on
+  the trained SGD, counted over the steps since the last record) and, with bias, ‖b‖,
+  mean b, the first `num_tracked` biases and the output bias c.
   """
   num_records = steps // record_every
 
@@ -386,9 +400,9 @@ def hidden_layer_pure_noise(keys_S, h, *, d: int, width: int, bias: bool, loss: 
     step = functools.partial(_binary_step, h=h, loss=loss)
 
     def run_chunk(p, key_c):
-      p, _ = jax.lax.scan(lambda q, s: (step(q, s), None), p,
-                          _pure_noise_stream(key_c, record_every, d))
-      return p, _hidden_record(p, num_tracked)
+      p, (mis_T, shrinks_T) = jax.lax.scan(step, p, _pure_noise_stream(key_c, record_every, d))
+      return p, {**_hidden_record(p, num_tracked), "misclassified_steps": jnp.sum(mis_T),
+                 "shrinking_steps": jnp.sum(shrinks_T)}
 
     first = jax.tree.map(lambda a: a[None], _hidden_record(params, num_tracked))
     final, records = jax.lax.scan(run_chunk, params, jax.random.split(key_run, num_records))
@@ -418,10 +432,25 @@ def hidden_layer_summary(final, records, initial, steps_R) -> dict:
       v_norm_final=float(v[-1]), w_ratio=float(w[-1] / w[0]), v_ratio=float(v[-1] / v[0]),
       steps_to_w_below_10pct=first_below(w, steps_R, 0.1 * w[0]),
       active_fraction_final=float(records["active_fraction"][:, -1].mean()))
+  summary.update(theorem1_along_sgd(records))
   if "b" in final:
     summary["fraction_biases_decreased"] = float(np.mean(final["b"] < initial["b"]))
     summary["b_mean_final"] = float(records["b_mean"][:, -1].mean())
   return summary
+
+
+def theorem1_along_sgd(records) -> dict:
+  """Theorem 1 on the trained SGD of `hidden_layer_pure_noise` (numpy records): the
+  fraction of misclassified steps on which every layer's norm dropped, per seed (S) and
+  pooled, and pooled over the first tenth of the records (the decay phase)."""
+  mis_SxR, shrink_SxR = records["misclassified_steps"], records["shrinking_steps"]
+  tenth = max(2, mis_SxR.shape[1] // 10)
+  return dict(shrink_fraction=float(shrink_SxR.sum() / max(mis_SxR.sum(), 1)),
+              shrink_fraction_per_seed=(shrink_SxR.sum(1) / np.maximum(mis_SxR.sum(1), 1)
+                                        ).tolist(),
+              shrink_fraction_first_tenth=float(shrink_SxR[:, :tenth].sum()
+                                                / max(mis_SxR[:, :tenth].sum(), 1)),
+              misclassified_steps=int(mis_SxR.sum()))
 
 
 def death_time(keys_S, h: float, *, d: int, width: int, budget: float,
@@ -437,19 +466,24 @@ def death_time(keys_S, h: float, *, d: int, width: int, budget: float,
                                       loss="logistic", steps=steps, record_every=every)
   frac = np.asarray(rec["active_fraction"]).mean(0)
   t_death = first_below(frac, np.arange(len(frac)) * every, threshold)
-  return dict(h=float(h), steps=steps, steps_to_death=t_death, steps_times_h2=t_death * h**2)
+  theorem1 = theorem1_along_sgd(jax.tree.map(np.asarray, rec))
+  return dict(h=float(h), steps=steps, steps_to_death=t_death, steps_times_h2=t_death * h**2,
+              active_fraction_final=float(frac[-1]),
+              theorem1_shrink_fraction=theorem1["shrink_fraction"])
 
 
 def death_time_exponent(rows, d: int):
-  """(α, steps at h = 1/d²): the log-log slope of `death_time` rows' steps in 1/h, and
-  the steps to death extrapolated from the smallest h measured ((nan, None) if any run
-  never died or there is one h only)."""
+  """(α, steps at h = 1/d², max |relative residual|): the log-log least-squares slope of
+  `death_time` rows' steps in 1/h, the steps to death extrapolated from the smallest h
+  measured, and how far the worst h lies off the fit ((nan, None, nan) if any run never
+  died or there are fewer than 2 h)."""
   times = np.asarray([r["steps_to_death"] for r in rows])
   inv_h = 1.0 / np.asarray([r["h"] for r in rows])
   if not (np.all(np.isfinite(times)) and len(times) > 1):
-    return float("nan"), None
-  exponent = float(np.polyfit(np.log(inv_h), np.log(times), 1)[0])
-  return exponent, float(times[-1] * (d**2 / inv_h[-1]) ** exponent)
+    return float("nan"), None, float("nan")
+  exponent, offset = np.polyfit(np.log(inv_h), np.log(times), 1)
+  residual = float(np.max(np.abs(np.exp(offset) * inv_h**exponent / times - 1)))
+  return float(exponent), float(times[-1] * (d**2 / inv_h[-1]) ** exponent), residual
 
 
 # ----------------------------------------------------------------------------------------
@@ -547,3 +581,120 @@ def standard_basis_summary(k: int, h_H, num_small: int, w0_HxSx2kxD, w_HxSx2kxD,
         mean_zero_fraction=float(zeros_HxSxD[j].mean() / (2 * k)),
         init_max_excess_zeros_over_k=float((zeros0_HxSxD[j].max() - k) / k)))
   return rows
+
+
+# ----------------------------------------------------------------------------------------
+# Corollary 1: gradient flow with hinge (β = 0) never raises a layer's norm.
+
+
+@functools.partial(jax.jit, static_argnames=("d", "depth", "width", "n", "steps",
+                                             "record_every"))
+def gradient_flow_norms(key, h: float, *, d: int, depth: int, width: int, n: int,
+                        steps: int, record_every: int):
+  """‖W_l(t)‖ under Ẇ = −∇_W E L (Cor. 1), hinge β = 0, Euler steps of size h (full batch).
+
+  An eq. (2) MLP (`init_homogeneous_net`) on a fixed set of n points x ~ N(0, I_d) with
+  uniform ±1 labels (pure noise: many stay misclassified). Run under enable_x64 for
+  float64. Returns norms_RxL at t = 0, record_every·h, … and the per-step norm increases
+  (max over steps of ‖W_l(t+1)‖ − ‖W_l(t)‖, per layer L).
+  """
+  key_w, key_x, key_y = jax.random.split(key, 3)
+  weights = init_homogeneous_net(key_w, d, depth, width)
+  x_NxD = jax.random.normal(key_x, (n, d))
+  y_N = jnp.where(jax.random.bernoulli(key_y, 0.5, (n,)), 1.0, -1.0)
+  act, L = activation("relu"), surrogate("hinge")
+
+  def risk(ws):
+    out_N = jax.vmap(lambda x: homogeneous_net(ws, x, act))(x_NxD)
+    return jnp.mean(L(-y_N * out_N))
+
+  norms = lambda ws: jnp.stack([jnp.linalg.norm(w) for w in ws])
+
+  def step(carry, _):
+    ws, worst_L = carry
+    new = [w - h * g for w, g in zip(ws, jax.grad(risk)(ws))]
+    return (new, jnp.maximum(worst_L, norms(new) - norms(ws))), None
+
+  def chunk(carry, _):
+    carry, _ = jax.lax.scan(step, carry, None, length=record_every)
+    return carry, norms(carry[0])
+
+  start = (weights, jnp.full((depth,), -jnp.inf))
+  (_, worst_L), norms_RxL = jax.lax.scan(chunk, start, None, length=steps // record_every)
+  return jnp.concatenate([norms(weights)[None], norms_RxL]), worst_L
+
+
+# ----------------------------------------------------------------------------------------
+# §6.3: the hand-built sparse network of the hypercube-boundary function.
+
+
+def hypercube_sparse_net(d: int, eps: float):
+  """§6.3's N(x) = W_2 ReLU(W_1 x + B) + b: W_1 = (I; −I) (2d×d), B = −(1 − ε/2),
+  W_2 = 1 (2d), b = −0.5. Unit i fires iff x_i > 1 − ε/2, unit d + i iff −x_i > 1 − ε/2."""
+  w1 = np.concatenate([np.eye(d), -np.eye(d)]).astype(np.float32)
+  return dict(w1=w1, b1=np.full(2 * d, -(1 - eps / 2), np.float32),
+              w2=np.ones(2 * d, np.float32), b2=np.float32(-0.5))
+
+
+def sparse_net_outputs(net, x_NxD):
+  """(N(x)_N, A_N(x)_N): the outputs and active-unit counts of `hypercube_sparse_net`."""
+  hidden_Nx2d = jax.nn.relu(x_NxD @ net["w1"].T + net["b1"])
+  return hidden_Nx2d @ net["w2"] + net["b2"], jnp.sum(hidden_Nx2d > 0, axis=1)
+
+
+def hypercube_expected_active(d: int, eps: float) -> float:
+  """E_x A_N(x) of `hypercube_sparse_net` on U(C_1): the face unit plus each of the other
+  2(d − 1) units with P(x_j > 1 − ε/2) = ε/4, x_j ~ U[−1, 1]: 1 + (d − 1)ε/2 (0 on C_−1,
+  where ‖x‖_∞ = 1 − ε < 1 − ε/2). The paper states dε."""
+  return 1.0 + (d - 1) * eps / 2
+
+
+
+# ----------------------------------------------------------------------------------------
+# §5 after Theorem 4: MNIST under pure noise (W ~ U[−1, 1], V = (1..1, −1..−1) fixed).
+
+
+def fixed_output_step(w_2kxD, sample, *, h: float):
+  """Hinge (β = 0) step on (x, y), only W trained (Theorems 3–4 on any input): if
+  y·N(x) < 0, W_j += h·y·V_j·x for every unit j with W_j·x > 0. Returns (W, updated)."""
+  x_D, y = sample
+  z = w_2kxD @ x_D
+  v = models.fixed_output_weights(w_2kxD.shape[0], "pm_one")
+  misclassified = y * (v @ jax.nn.relu(z)) < 0
+  delta = jnp.where(misclassified, h * y, 0.0) * v * (z > 0)
+  return w_2kxD + delta[:, None] * x_D[None, :], misclassified
+
+
+@functools.partial(jax.jit, static_argnames=("k", "steps", "record_every"))
+def fixed_output_pure_noise(keys_S, h_H, x_NxD, x_eval_ExD, *, k: int, steps: int,
+                            record_every: int):
+  """Theorem 4's network on data x_NxD (one sample drawn uniformly per step), pure noise.
+
+  W_0 ~ U[−1, 1]^{2k×D} (the same per seed for every h), hinge β = 0; vmapped over h_H
+  and seeds. Returns records H×S×R (R = steps/record_every) on x_eval_ExD: the fraction
+  of inputs on which every unit is dead, the active fraction E_x A_N(x)/2k, and the
+  number of updates (misclassified steps) since the last record.
+  """
+  n = x_NxD.shape[0]
+
+  def record(w):
+    active_Ex2k = (x_eval_ExD @ w.T) > 0
+    return {"all_dead": jnp.mean(~jnp.any(active_Ex2k, axis=1)),
+            "active_fraction": jnp.mean(active_Ex2k)}
+
+  def one(key, h):
+    key_init, key_run = jax.random.split(key)
+    w0 = jax.random.uniform(key_init, (2 * k, x_NxD.shape[1]), minval=-1.0, maxval=1.0)
+
+    def chunk(w, key_c):
+      key_i, key_y = jax.random.split(key_c)
+      i_T = jax.random.randint(key_i, (record_every,), 0, n)
+      y_T = jnp.where(jax.random.bernoulli(key_y, 0.5, (record_every,)), 1.0, -1.0)
+      w, updated_T = jax.lax.scan(
+          lambda q, s: fixed_output_step(q, (x_NxD[s[0]], s[1]), h=h), w, (i_T, y_T))
+      return w, {**record(w), "updates": jnp.sum(updated_T)}
+
+    _, records = jax.lax.scan(chunk, w0, jax.random.split(key_run, steps // record_every))
+    return records
+
+  return jax.vmap(lambda h: jax.vmap(lambda key: one(key, h))(keys_S))(h_H)

@@ -12,9 +12,11 @@ from noisejax import config as cfg, data, experiment
 from noisejax.errors import ConfigError
 
 IDS = ["fig1/fig1_noise_lowers_test_error", "fig1/fig1_noise_sparsifies",
-       "fig1/fig1_fits_training_set", "mnist/fig5_noise_sparsifies",
+       "fig1/fig1_fits_training_set", "fig1/fig1_test_error_stabilized", "fig1/sec63_sparse_net",
+       "fig1/appA_a_of_p_continuous", "mnist/fig5_noise_sparsifies",
        "mnist/fig5_noise_test_error", "mnist/fig6_more_digit_associated",
-       "mnist/sec64_softmax_denser"]
+       "mnist/sec64_softmax_denser", "mnist/sec65_label_smoothing_sparsifies",
+       "mnist/sec65_label_smoothing_denser_than_noise"]
 FIGURES = ("fig1_hypercube.png", "fig5_mnist.png", "fig6_histograms_p0.png",
            "fig6_histograms_p0.1.png")
 
@@ -49,6 +51,12 @@ def test_tiny_preset_end_to_end(tmp_path):
   last = curves["test_error"][..., -1:].mean(-1)  # tiny: the last quarter is one evaluation
   assert claims[0].measured["difference"]["per_seed"] == pytest.approx(last[1] - last[0])
   assert claims[0].measured["difference"]["seeds"] == 2
+  a_of_p = fig1["a_of_p"]
+  assert a_of_p["p"] == [0.0, 0.1, 0.2] and a_of_p["active_train"].shape == (3, 2)  # P×S
+  assert a_of_p["steps"] == 10 * 32
+  assert claims[5].measured["a"] == pytest.approx(a_of_p["active_train"].mean(1))
+  net = fig1["sparse_net"]
+  assert net["error"].shape == (2,) and np.all(net["active_inner"] == 0)
   runs = _metrics(tmp_path / "fig1" / "metrics.jsonl")
   assert len(runs) == 4 * 5 and {(r["p"], r["seed"]) for r in runs} == {
       (0.0, 0), (0.0, 1), (0.2, 0), (0.2, 1)}
@@ -56,7 +64,10 @@ def test_tiny_preset_end_to_end(tmp_path):
   mnist = experiment.load_record(tmp_path / "records" / "mnist")
   np.testing.assert_allclose(mnist["epochs"], [0, 0.5, 1, 1.5, 2])
   assert set(mnist["runs"]) == {"sum_logistic_p0", "sum_logistic_p0.1", "cross_entropy_p0",
-                                "cross_entropy_p0.1"}
+                                "cross_entropy_p0.1", "label_smoothing_p0"}
+  # §6.5: label smoothing starts from the same initialization as softmax CE, seed by seed.
+  np.testing.assert_array_equal(mnist["runs"]["label_smoothing_p0"]["curves"]["test_error"][:, 0],
+                                mnist["runs"]["cross_entropy_p0"]["curves"]["test_error"][:, 0])
   assert len(mnist["runs"]["sum_logistic_p0.1"]["final"]) == 2  # seeds
   final = mnist["runs"]["sum_logistic_p0.1"]["final"][0]  # seed 0
   counts = final["firing_counts"]
