@@ -14,7 +14,8 @@ GIVEN, TRUE, TEST = plots.COLORS["noisy"], plots.COLORS["clean"], plots.COLORS["
 
 def fig5(record, config) -> dict:
   """Fig. 5a: training error against the given and the true labels over iterations (mean
-  and min–max over seeds); Fig. 5b–c: per-sample loss histograms at the two iterations."""
+  and min–max over seeds); Fig. 5b–c: per-sample loss histograms at iteration early_step
+  and at each seed's late point (the given labels fitted for late_fit_steps iterations)."""
   f5, steps = config.fig5, np.maximum(record["steps"], 1)
   early, late = record["early"], record["late"]
   fig, axes = plots.figure(width=6, height=4)
@@ -24,19 +25,22 @@ def fig5(record, config) -> dict:
   plots.mean_band(ax, steps, record["error_true_SxT"], color=TRUE, label="vs ground truth",
                   band="minmax")
   plots.mark_noise_level(ax, record["flip_rate"])
-  for step in (early["step"], late["step"]):
+  for step in (early["step"], *late["step_S"]):
     ax.axvline(step, ls=":", color="gray")
   ax.set(xscale="log", xlabel="iteration", ylabel="training error", ylim=(0, 0.6),
          title=f"Fig. 5a: K={f5.num_clusters}, n={f5.n}, ε0={f5.eps0}, k={f5.hidden}, "
                f"{f5.corruption:.0%} redrawn ({len(record['error_true_SxT'])} seeds)")
   ax.legend(fontsize=8)
   hist, axes = plots.figure(1, 2, width=5, height=3.6)
-  for ax, at, losses in ((axes[0, 0], early, record["losses_early_SxN"]),
-                         (axes[0, 1], late, record["losses_late_SxN"])):
-    plots.loss_histograms(ax, losses, record["is_noisy_SxN"], xlabel="least-squares loss",
-                          title=f"iteration {at['step']} (mean AUC {np.mean(at['auc_S']):.3f})",
-                          names=("clean", "corrupted"))
-  hist.suptitle("Fig. 5b–c: per-sample loss ½(f − y)², clean vs corrupted")
+  steps_late = late["step_S"]
+  for ax, at, when in ((axes[0, 0], early, f"iteration {early['step']}"),
+                       (axes[0, 1], late, f"iterations {min(steps_late)}–{max(steps_late)} "
+                                          f"(given labels fitted for {f5.late_fit_steps})")):
+    plots.loss_histograms(ax, at["losses_SxN"], record["is_noisy_SxN"],
+                          xlabel="least-squares loss", names=("clean", "corrupted"),
+                          title=f"{when}\nmean AUC {np.mean(at['auc_S']):.3f}, overlap "
+                                f"{np.mean(at['overlap_S']):.2f}")
+  hist.suptitle("Fig. 5b–c: per-sample loss ½(f − y)², clean vs corrupted", y=1.08)
   return {"fig5a_training_error.png": fig, "fig5bc_loss_histograms.png": hist}
 
 
@@ -66,17 +70,20 @@ def perfect(record, config) -> dict:
 
 
 def distance(record, config) -> dict:
-  """Accuracy against ‖W_τ − W0‖_F (solid: given labels, dotted: true) and the distance
-  over iterations, one curve per corruption level."""
+  """Accuracy against ‖W_τ − W0‖_F (solid: given labels, dotted: true; a dot at the point
+  early-stopped on the held-out noisy labels) and the distance over iterations, one curve
+  per corruption level."""
   fig, axes = plots.figure(1, 2, width=5.5)
   for s, r in enumerate(record["rows"]):
     label = f"{r['corruption']:.0%} redrawn ({r['flip_rate']:.0%} flipped)"
     dist_T = record["distance_SxT"][s]
     line, = axes[0, 0].plot(dist_T, 1 - record["error_given_SxT"][s], label=label)
     axes[0, 0].plot(dist_T, 1 - record["error_true_SxT"][s], ls=":", color=line.get_color())
+    t = int(np.searchsorted(record["steps"], r["early_stop_step"]))  # stopped on held-out labels
+    axes[0, 0].plot(dist_T[t], 1 - record["error_true_SxT"][s, t], "o", color=line.get_color())
     axes[0, 1].plot(np.maximum(record["steps"], 1), dist_T, color=line.get_color(), label=label)
   axes[0, 0].set(xlabel="‖W_τ − W_0‖_F", ylabel="train accuracy",
-                 title="Accuracy vs distance (solid: given labels, dotted: true)")
+                 title="Accuracy vs distance (solid: given, dotted: true; •: early stop)")
   axes[0, 1].set(xscale="log", xlabel="iteration", ylabel="‖W_τ − W_0‖_F",
                  title="Distance from initialization")
   axes[0, 0].legend(fontsize=7)
@@ -92,7 +99,7 @@ def sweeps(record, config) -> dict:
     sweep = config.sweeps[name]
     tag = f"{name}: {sweep.model.name} on {sweep.data.name}"
     if "fig1" in sweep.figures:
-      out[f"fig1_{name}_accuracy_vs_corruption.png"] = _fig1(runs, tag)
+      out[f"fig1_{name}_accuracy_vs_corruption.png"] = _fig1(runs, tag, sweep.optim.epochs)
     if "fig3" in sweep.figures:
       out[f"fig3_{name}_accuracy_vs_distance.png"] = _fig3(runs, tag)
     shown = [r for r in runs if np.isclose(r["rate"], sweep.hist_rates).any()]
@@ -102,15 +109,17 @@ def sweeps(record, config) -> dict:
         plots.loss_histograms(ax, r["losses_early"], r["is_noisy"], xlabel="least-squares loss",
                               title=f"{r['rate']:.0%} corruption, epoch {r['early']['epoch']:.0f} "
                                     f"(AUC {r['auc_early']:.3f})", names=("clean", "corrupted"))
-      fig.suptitle(f"Fig. 4a–b: per-sample loss with early stopping ({tag})")
+      stand_in = "" if sweep.data.name == "cifar10" else ", standing in for CIFAR-10"
+      fig.suptitle(f"Fig. 4a–b: per-sample loss with early stopping ({tag}{stand_in})")
       out[f"fig4ab_{name}_loss_histograms.png"] = fig
   return out
 
 
-def _fig1(runs, tag):
+def _fig1(runs, tag, epochs):
   fig, axes = plots.figure(1, 2, width=5.5, sharey=True)
   rates = [r["rate"] for r in runs]
-  for ax, pick, title in ((axes[0, 0], lambda r: r["history"][-1], "(a) trained to convergence"),
+  for ax, pick, title in ((axes[0, 0], lambda r: r["history"][-1],
+                           f"(a) at the end of training ({epochs} epochs)"),
                           (axes[0, 1], lambda r: r["early"], "(b) with early stopping")):
     records = [pick(r) for r in runs]
     for key, label, color in (("train_error", "train acc. (corrupted labels)", GIVEN),
@@ -151,7 +160,9 @@ def jacobian(record, config) -> dict:
     axes[0, 0].hist(np.maximum(sigma, bins[0]), bins=bins, alpha=0.55, label=label)
     axes[0, 1].semilogy(np.arange(1, len(sigma) + 1), sigma / sigma[0], label=label)
   axes[0, 0].set(xscale="log", yscale="log", xlabel="singular value of J", ylabel="count",
-                 title=f"Fig. 4c: {jac.model.name}, n = {record['n']}, p = {record['num_params']}")
+                 title=f"Fig. 4c: {jac.model.name} on {jac.data.name} {tuple(jac.data.classes)}"
+                       f"{'' if jac.data.name == 'cifar10' else ' (stand-in for CIFAR-10)'}, "
+                       f"n = {record['n']}, p = {record['num_params']}")
   axes[0, 1].axhline(jac.relative_threshold, ls="--", color="gray")
   axes[0, 1].set(xscale="log", xlabel="index", ylabel="σ_i / σ_1",
                  title=f"#σ > {jac.relative_threshold}σ₁: {record['large']}")

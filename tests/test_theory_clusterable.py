@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from noisejax import config as cfg, metrics, models, noise, persample, synthetic, train
+from noisejax import config as cfg, early_stopping, metrics, models, noise, persample, synthetic
+from noisejax import train
 from noisejax.errors import ConfigError
 from noisejax.theory import clusterable as cl
 
@@ -198,19 +199,59 @@ def test_distance_table_and_perfect_clusters_simulation():
                                           num_steps=300, record_every=100)
   assert record["error_true_SxT"].shape == (2, 4) and list(record["steps"]) == [0, 100, 200, 300]
   for row in record["rows"]:
-    assert row["rho_realized"] == pytest.approx(0.125) and row["rho_within_delta_over_8"]
+    assert row["rho_realized"] <= 0.125 and row["rho_within_delta_over_8"]
+    assert row["rho_realized"] == pytest.approx(max(row["rho_per_cluster"]))
     assert row["max_true_error_second_half"] == 0  # ε0 = 0: never misclassified (Thm 7.1)
     assert row["sup_error"] <= row["thm92_bound"] + 1e-3 <= row["thm71_bound"] + 1e-3
+    assert row["lr_times_2beta2"] <= 1.0 + 1e-4 and 0 < row["alpha"] <= row["beta"]
+    assert row["max_distance"] <= row["distance_bound"]  # Thm 9.2: within 4‖r0‖/α
+    assert row["bound_holds_from"] is not None and row["iteration_bound"] > 0
   setup = cl.Setup(n=48, d=5, hidden=100)
   out = cl.distance_simulation(setup, jax.random.PRNGKey(13), corruptions=(0.0, 0.5),
                                num_steps=300, record_every=100, fit_error=0.0, early_step=100,
-                               hidden_sizes=(100,), width_steps=300, width_seeds=2)
+                               hidden_sizes=(100,), width_steps=300, width_seeds=2, val_n=16)
   clean, noisy = out["rows"]
   assert clean["fit_step"] is not None and clean["fit_distance"] > 0
   assert noisy["fit_step"] is None or noisy["fit_distance"] > clean["fit_distance"]
-  assert clean["early_stop_distance"] == pytest.approx(
-      out["distance_SxT"][0, clean["early_stop_step"] // 100])
+  for s, row in enumerate(out["rows"]):  # stopped on the held-out noisy labels
+    t = early_stopping.index(out["val_error_SxT"][s])
+    assert row["early_stop_step"] == 100 * t
+    assert row["early_stop_distance"] == pytest.approx(out["distance_SxT"][s, t])
+    assert 0 <= row["early_stop_val_error_true"] <= 1
+  assert out["val_error_SxT"].shape == (2, 4)
   assert out["width"][0]["hidden"] == 100 and out["width"][0]["distance_at_early_step"] > 0
+
+
+def test_gradient_descent_records_held_out_outputs():
+  x_NxD = jax.random.normal(jax.random.PRNGKey(20), (10, 3))
+  x_MxD = jax.random.normal(jax.random.PRNGKey(21), (4, 3))
+  w0_KxD, v_K = cl.init_hidden(jax.random.PRNGKey(22), 8, 3), cl.output_weights(8)
+  trace = cl.gradient_descent(w0_KxD, v_K, x_NxD, jnp.ones(10), 0.01, x_MxD, num_steps=4,
+                              record_every=2)
+  assert trace.eval_outputs_TxM.shape == (3, 4)
+  np.testing.assert_allclose(trace.eval_outputs_TxM[-1], cl.network(trace.w_final, v_K, x_MxD),
+                             rtol=1e-5, atol=1e-6)
+  plain = cl.gradient_descent(w0_KxD, v_K, x_NxD, jnp.ones(10), 0.01, num_steps=4, record_every=2)
+  assert plain.eval_outputs_TxM.shape == (3, 0)
+  np.testing.assert_allclose(plain.outputs_TxN, trace.outputs_TxN)
+
+
+def test_corrupt_per_cluster_flips_a_different_share_in_each_cluster():
+  data = synthetic.clusterable(jax.random.PRNGKey(23), 400, 5, 8, 2, 0.0)
+  noisy = cl.corrupt_per_cluster(jax.random.PRNGKey(24), data, 0.25, 2)
+  cluster_N, flip_N = np.asarray(noisy.cluster_id), np.asarray(noisy.is_noisy)
+  rates_K = np.bincount(cluster_N, flip_N, 8) / np.bincount(cluster_N, None, 8)
+  assert rates_K.max() <= 0.25 and len(np.unique(rates_K)) > 2
+  np.testing.assert_array_equal(flip_N, np.asarray(noisy.labels) != np.asarray(data.labels))
+  assert noisy.rate == pytest.approx(flip_N.mean())
+
+
+def test_loss_histogram_overlap_and_fitted_for():
+  mask = np.array([False] * 4 + [True] * 4)
+  assert cl.loss_histogram_overlap(np.array([0, 0, 0, 0, 9, 9, 9, 9.0]), mask) == 0
+  assert cl.loss_histogram_overlap(np.array([1, 2, 3, 4, 1, 2, 3, 4.0]), mask) == pytest.approx(1)
+  assert cl.fitted_for([0.2, 0, 0.1, 0, 0, 0, 0], 2) == 5
+  assert cl.fitted_for([0.2, 0, 0.1, 0, 0], 3) is None
 
 
 def _probe_splits(n=64):
@@ -243,7 +284,7 @@ def test_training_probe_measures_and_survives_a_restart(tmp_path):
       np.mean(final.predict(splits.x_test).argmax(-1) != splits.y_test))
   reopened = cl.TrainingProbe(tmp_path, splits.x_test, splits.y_test)  # a resumed run
   early = reopened.early_stopped(history, splits.noisy.is_noisy)
-  assert early["early"] == min(history, key=lambda r: (r["val_error"], r["step"]))
+  assert early["early"] == early_stopping.point(history)
   mask = splits.noisy.is_noisy
   assert early["auc_early"] == metrics.separation_auc(early["losses_early"][~mask],
                                                       early["losses_early"][mask])

@@ -10,9 +10,13 @@ What experiments/clusterable_gd.py computes, callable from a Colab cell:
   simulate / Setup.simulate   S such networks on S clusterable data sets
                               (synthetic.clusterable) in one compiled program
   fig5_simulation, perfect_clusters_simulation, distance_simulation, covariance_table
-                              the records of Fig. 5, Thms 7.1 / 9.2, Thm 2.3, Def. 2.1
+                              the records of Fig. 5, Thms 7.1 / 9.2 / 10.8, Thms 2.2–2.3,
+                              Def. 2.1 (held-out points to stop on: Setup.held_out)
+  corrupt_per_cluster, loss_histogram_overlap, fitted_for
+                              a corruption ρ_ℓ per cluster; Fig. 5c's overlap; its late point
   TrainingProbe               an eval_fn for train.train_classifier: a CNN's distance
-                              from θ0, true-label error, held-out error, per-sample losses
+                              from θ0, true-label error, per-sample losses and
+                              early_stopping.ValidationError's "val_error"
   corruption_sweep            Figs. 1, 3, 4a–b: one CNN training per corruption rate
   jacobian_spectrum, jacobian_before_after
                               Fig. 4c: σ(J) of a one-output model via persample.ntk_gram
@@ -31,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from noisejax import data as data_lib
-from noisejax import distributed
+from noisejax import distributed, early_stopping
 from noisejax import metrics, models
 from noisejax import noise as noise_lib
 from noisejax import persample, synthetic, train
@@ -107,7 +111,8 @@ def covariance_table(key, num_clusters, d: int, *, mc_samples: int, mc_batch: in
                      smooth_activations=()) -> list[dict]:
   """Σ(C) of K random unit-norm centers in R^d for each K in `num_clusters` (Def. 2.1).
 
-  Row per K: max |Σ_closed − Σ_MC| (ReLU), λ(C) in closed form and by Monte-Carlo, and
+  Row per K: max |Σ_closed − Σ_MC| (ReLU), λ(C) in closed form and by Monte-Carlo, the
+  smallest center distance ν and the ReLU lower bound λ(C) ≥ ν/(100K²) (Section 2), and
   λ(C) by Monte-Carlo for each smooth φ in `smooth_activations`.
   """
   rows = []
@@ -117,8 +122,11 @@ def covariance_table(key, num_clusters, d: int, *, mc_samples: int, mc_batch: in
     mc = functools.partial(cluster_covariance_mc, centers_KxD=c_KxD, num_samples=mc_samples,
                            batch_size=mc_batch)
     exact_KxK, mc_KxK = cluster_covariance(c_KxD), mc(jax.random.fold_in(key, 1000 + i))
+    nu = float(jnp.min(jnp.linalg.norm(c_KxD[:, None] - c_KxD[None], axis=-1)
+                       + 10 * jnp.eye(k)))
     row = {"K": k, "max_abs_diff": float(jnp.max(jnp.abs(exact_KxK - mc_KxK))),
-           "lambda_closed_form": min_eigenvalue(exact_KxK), "lambda_mc": min_eigenvalue(mc_KxK)}
+           "lambda_closed_form": min_eigenvalue(exact_KxK), "lambda_mc": min_eigenvalue(mc_KxK),
+           "min_center_distance": nu, "relu_lower_bound": nu / (100 * k ** 2)}
     for name in smooth_activations:
       row[f"lambda_{name}_mc"] = min_eigenvalue(mc(jax.random.fold_in(key, 2000 + i),
                                                    activation=name))
@@ -239,21 +247,26 @@ def step_size(w_KxD, v_K, x_NxD, scale: float = 1.0, activation: str = "relu") -
 class GDTrace(NamedTuple):
   """Iterates τ = 0, r, 2r, …, T of full-batch gradient descent (r = record_every).
 
-  outputs_TxN: f(W_τ, x_i); distance_T: ‖W_τ − W_0‖_F; loss_T: L(W_τ); w_final: W_T.
+  outputs_TxN: f(W_τ, x_i); distance_T: ‖W_τ − W_0‖_F; loss_T: L(W_τ); w_final: W_T;
+  eval_outputs_TxM: f(W_τ, x) at M held-out points (M = 0 without them).
   """
   outputs_TxN: jnp.ndarray
   distance_T: jnp.ndarray
   loss_T: jnp.ndarray
   w_final: jnp.ndarray
+  eval_outputs_TxM: jnp.ndarray
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps", "record_every", "activation"))
-def gradient_descent(w0_KxD, v_K, x_NxD, y_N, lr, *, num_steps: int, record_every: int = 1,
-                     activation: str = "relu") -> GDTrace:
+def gradient_descent(w0_KxD, v_K, x_NxD, y_N, lr, x_eval_MxD=None, *, num_steps: int,
+                     record_every: int = 1, activation: str = "relu") -> GDTrace:
   """W_{τ+1} = W_τ − η ∇L(W_τ), L(W) = ½ Σ_i (y_i − vᵀφ(W x_i))² (eqs. 3–4), one lax.scan.
 
   Only W is trained; vmap over w0/x/y/lr to run several seeds or corruption levels at once.
+  x_eval_MxD: held-out points whose outputs are recorded too (a validation split).
   """
+  if x_eval_MxD is None:
+    x_eval_MxD = x_NxD[:0]
   if num_steps % record_every:
     raise ConfigError("num_steps", num_steps,
                       reason=f"must be a multiple of record_every={record_every}")
@@ -261,7 +274,8 @@ def gradient_descent(w0_KxD, v_K, x_NxD, y_N, lr, *, num_steps: int, record_ever
 
   def record(w_KxD):
     outputs_N = network(w_KxD, v_K, x_NxD, activation)
-    return (outputs_N, jnp.linalg.norm(w_KxD - w0_KxD), 0.5 * jnp.sum((y_N - outputs_N) ** 2))
+    return (outputs_N, jnp.linalg.norm(w_KxD - w0_KxD), 0.5 * jnp.sum((y_N - outputs_N) ** 2),
+            network(w_KxD, v_K, x_eval_MxD, activation))
 
   def step(w_KxD, _):
     return w_KxD - lr * grad_fn(w_KxD, v_K, x_NxD, y_N, activation), None
@@ -271,21 +285,24 @@ def gradient_descent(w0_KxD, v_K, x_NxD, y_N, lr, *, num_steps: int, record_ever
     w_KxD, _ = jax.lax.scan(step, w_KxD, None, length=record_every)
     return w_KxD, stats
 
-  w_final, (outputs, distance, loss) = jax.lax.scan(
-      chunk, w0_KxD, None, length=num_steps // record_every)
-  last_outputs, last_distance, last_loss = record(w_final)
-  return GDTrace(jnp.concatenate([outputs, last_outputs[None]]),
-                 jnp.append(distance, last_distance), jnp.append(loss, last_loss), w_final)
+  w_final, stats = jax.lax.scan(chunk, w0_KxD, None, length=num_steps // record_every)
+  (outputs, distance, loss, evals), last = stats, record(w_final)
+  return GDTrace(jnp.concatenate([outputs, last[0][None]]), jnp.append(distance, last[1]),
+                 jnp.append(loss, last[2]), w_final, jnp.concatenate([evals, last[3][None]]))
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps", "record_every", "activation"))
-def gradient_descent_batch(w0_SxKxD, v_K, x_SxNxD, y_SxN, lr_S, *, num_steps: int,
-                           record_every: int = 1, activation: str = "relu") -> GDTrace:
+def gradient_descent_batch(w0_SxKxD, v_K, x_SxNxD, y_SxN, lr_S, x_eval_SxMxD=None, *,
+                           num_steps: int, record_every: int = 1,
+                           activation: str = "relu") -> GDTrace:
   """`gradient_descent` for S runs at once (seeds or corruption levels), vmapped over runs."""
   run = functools.partial(gradient_descent, num_steps=num_steps, record_every=record_every,
                           activation=activation)
-  return jax.vmap(run, in_axes=(0, None, 0, 0, 0))(w0_SxKxD, v_K, x_SxNxD, y_SxN,
-                                                    jnp.asarray(lr_S, jnp.float32))
+  if x_eval_SxMxD is None:
+    x_eval_SxMxD = x_SxNxD[:, :0]
+  return jax.vmap(run, in_axes=(0, None, 0, 0, 0, 0))(w0_SxKxD, v_K, x_SxNxD, y_SxN,
+                                                       jnp.asarray(lr_S, jnp.float32),
+                                                       x_eval_SxMxD)
 
 
 # ----------------------------------------------------------------------------
@@ -298,7 +315,8 @@ class ClusterableRuns:
 
   y_SxN / y_true_SxN: the given / true labels as class values α (eqs. 5–6); w0_SxKxD:
   the initial hidden weights; lr_S: each run's step; trace: the runs' GDTrace (outputs
-  S×T×N, distance S×T, loss S×T, w_final S×K×D).
+  S×T×N, distance S×T, loss S×T, w_final S×K×D, eval_outputs S×T×M on `val_datasets`:
+  held-out points of the same clusters with labels corrupted alike, or none).
   """
   datasets: list
   alphas: jnp.ndarray
@@ -310,6 +328,7 @@ class ClusterableRuns:
   lr_S: np.ndarray
   trace: GDTrace
   activation: str = "relu"
+  val_datasets: list = None
 
   def stack(self, field: str) -> np.ndarray:
     """One field of every data set (e.g. "is_noisy", "clean_labels"), S×N."""
@@ -324,6 +343,17 @@ class ClusterableRuns:
     pred_SxTxN = self.predictions()
     return (np.mean(pred_SxTxN != self.stack("clean_labels")[:, None], -1),
             np.mean(pred_SxTxN != self.stack("labels")[:, None], -1))
+
+  def val_errors(self) -> tuple[np.ndarray, np.ndarray]:
+    """(true-label error, given-label error), each S×T, on the held-out `val_datasets`."""
+    pred_SxTxM = np.asarray(nearest_class(self.trace.eval_outputs_TxM, self.alphas))
+    stack = lambda f: np.stack([np.asarray(getattr(d, f)) for d in self.val_datasets])[:, None]
+    return (np.mean(pred_SxTxM != stack("clean_labels"), -1),
+            np.mean(pred_SxTxM != stack("labels"), -1))
+
+  def early_stop_index(self) -> np.ndarray:
+    """Per run, the record t* = early_stopping.index of the held-out given-label error."""
+    return np.array([early_stopping.index(e_T) for e_T in self.val_errors()[1]])
 
   def losses(self, t: int) -> np.ndarray:
     """The per-sample losses ½(f(W_τ, x_i) − y_i)² against the given labels at record t, S×N."""
@@ -356,32 +386,36 @@ class ClusterableRuns:
 
   def distance_table(self, steps, fit_error: float) -> list[dict]:
     """Per run: the first record where the given labels are fitted (error ≤ fit_error)
-    and ‖W − W0‖_F there; the early-stopping point (lowest true-label error) and its
-    distance; the final distance (Thm 2.3, Lemma 8.1)."""
+    and ‖W − W0‖_F there; the early-stopping point (`early_stop_index`, on the held-out
+    noisy labels) with its distance, training and held-out true-label errors (Thm 2.2 on
+    points of the ε0-balls not trained on); the final distance (Thm 2.3, Lemma 8.1)."""
     err_true_SxT, err_given_SxT = self.errors()
+    val_true_SxT = self.val_errors()[0]
     dist_SxT = np.asarray(self.trace.distance_T)
     rows = []
-    for s, ds in enumerate(self.datasets):
+    for s, (ds, best) in enumerate(zip(self.datasets, self.early_stop_index())):
       fitted = np.flatnonzero(err_given_SxT[s] <= fit_error)
-      best = int(np.argmin(err_true_SxT[s]))
       rows.append({"flip_rate": ds.rate,
                    "fit_step": int(steps[fitted[0]]) if fitted.size else None,
                    "fit_distance": float(dist_SxT[s, fitted[0]]) if fitted.size else None,
                    "early_stop_step": int(steps[best]),
                    "early_stop_distance": float(dist_SxT[s, best]),
                    "early_stop_error_true": float(err_true_SxT[s, best]),
+                   "early_stop_val_error_true": float(val_true_SxT[s, best]),
                    "final_distance": float(dist_SxT[s, -1])})
     return rows
 
 
 def simulate(datasets, alphas, key, *, hidden: int, num_steps: int, record_every: int,
-             activation: str = "relu", lr_scale: float = 1.0,
-             same_init: bool = False) -> ClusterableRuns:
+             activation: str = "relu", lr_scale: float = 1.0, same_init: bool = False,
+             val_datasets=None) -> ClusterableRuns:
   """Full-batch GD (eqs. 3–4) of the net of eq. (2) on each data set, in one program.
 
   Labels are the class values y_i = α[label_i]; v = ±1/√k; run s starts from
   W0 = init_hidden(fold_in(key, s)) (with `same_init`, W0 = init_hidden(key) for every
-  run: the same start at every corruption level) with step η_s = lr_scale / ‖J(W0_s)‖².
+  run: the same start at every corruption level) with step η_s = lr_scale / ‖J(W0_s)‖²
+  (Thm 9.2 asks η ≤ 1/(2β²): lr_scale ≤ 1/2 with β ≈ ‖J(W0)‖). The outputs on
+  `val_datasets` (one per data set, held out) are recorded too.
   """
   d = datasets[0].x.shape[1]
   v_K = output_weights(hidden)
@@ -390,11 +424,13 @@ def simulate(datasets, alphas, key, *, hidden: int, num_steps: int, record_every
   x_SxNxD = jnp.stack([ds.x for ds in datasets])
   lr_S = np.array([step_size(w, v_K, x, lr_scale, activation) for w, x in zip(w0, x_SxNxD)])
   y_SxN = alphas[jnp.stack([ds.labels for ds in datasets])]
-  trace = gradient_descent_batch(jnp.stack(w0), v_K, x_SxNxD, y_SxN, lr_S, num_steps=num_steps,
-                                 record_every=record_every, activation=activation)
+  x_eval = None if val_datasets is None else jnp.stack([ds.x for ds in val_datasets])
+  trace = gradient_descent_batch(jnp.stack(w0), v_K, x_SxNxD, y_SxN, lr_S, x_eval,
+                                 num_steps=num_steps, record_every=record_every,
+                                 activation=activation)
   return ClusterableRuns(datasets, alphas, x_SxNxD, y_SxN,
                          alphas[jnp.stack([ds.clean_labels for ds in datasets])],
-                         jnp.stack(w0), v_K, lr_S, trace, activation)
+                         jnp.stack(w0), v_K, lr_S, trace, activation, val_datasets)
 
 
 def cluster_flip_rate(cluster_id_N, is_noisy_N, num_clusters: int) -> float:
@@ -405,19 +441,66 @@ def cluster_flip_rate(cluster_id_N, is_noisy_N, num_clusters: int) -> float:
   return float(np.max(flipped_K / counts_K))
 
 
-def theorem_bounds(runs: ClusterableRuns) -> list[dict]:
-  """Per run, at its last iterate: ‖f(W_T) − ỹ‖_∞ against Thm 9.2's 2‖Π_{S₊}(e)‖_∞ and
-  Thm 7.1's 4ρ, with ρ realized (`cluster_flip_rate`), δ, λ(C) and ‖W_T − W0‖_F; and the
-  largest true-label error over the second half of the records (Thm 7.1: none)."""
+def corrupt_per_cluster(key, data: synthetic.ClusterData, max_rate: float,
+                        num_classes: int) -> synthetic.ClusterData:
+  """`data` with a different corruption in each cluster: cluster ℓ flips exactly
+  round(ρ_ℓ n_ℓ) labels to another class, ρ_ℓ ~ U[0, max_rate] (Def. 1.2, ρ = max_ℓ ρ_ℓ)."""
+  key_rates, key_pick, key_class = jax.random.split(key, 3)
+  cluster_N, clean_N = np.asarray(data.cluster_id), np.asarray(data.clean_labels)
+  rates_K = np.asarray(jax.random.uniform(key_rates, (len(data.centers),))) * max_rate
+  score_N = np.asarray(jax.random.uniform(key_pick, cluster_N.shape))
+  flip_N = np.zeros(len(cluster_N), bool)
+  for ell, rate in enumerate(rates_K):
+    members = np.flatnonzero(cluster_N == ell)
+    flip_N[members[np.argsort(score_N[members])[:int(round(rate * len(members)))]]] = True
+  shift_N = np.asarray(jax.random.randint(key_class, cluster_N.shape, 1, num_classes))
+  labels_N = np.where(flip_N, (clean_N + shift_N) % num_classes, clean_N).astype(np.int32)
+  return dataclasses.replace(data, labels=jnp.asarray(labels_N), is_noisy=jnp.asarray(flip_N),
+                             is_resampled=jnp.asarray(flip_N))
+
+
+def theorem_bounds(runs: ClusterableRuns, steps) -> list[dict]:
+  """Per run: ‖f(W_T) − ỹ‖_∞ against Thm 9.2's 2‖Π_{S₊}(e)‖_∞ and Thm 7.1's 4ρ, with ρ
+  realized (`cluster_flip_rate`), δ, λ(C) and ‖W_T − W0‖_F; the largest true-label error
+  over the second half of the records (Thm 7.1: none); and Thm 9.2's other quantities:
+  α = σ_K(J) and β = σ_1(J) at W0 and W_T (at ε0 = 0, J's row space is S₊, rank K),
+  r0 = f(W0) − y, the distance bound 4‖r0‖/α against max_τ ‖W_τ − W0‖_F, the iteration
+  count τ₀ = 5/(ηα²)·log(‖r0‖/ν), ν = ‖Π_{S₊}(e)‖_∞, against the first recorded step
+  from which ‖f(W_τ) − ỹ‖_∞ ≤ 2ν holds, and η·2β² (Thm 9.2: ≤ 1); Thm 10.8's
+  σ_min(J(W0), S₊) = σ_K(J(W0)) against √(nλ(C)/(2K)) and ‖J(W0)‖ against √(n/K)·‖C‖
+  (Γ = 1 for ReLU, the unspecified constants c_low = c_up = 1)."""
   delta = float(runs.alphas[1] - runs.alphas[0])
   err_true_SxT = runs.errors()[0]
+  steps = np.asarray(steps)
   rows = []
   for s, ds in enumerate(runs.datasets):
     k = len(ds.centers)
     rho = cluster_flip_rate(ds.cluster_id, ds.is_noisy, k)
+    sigma0, sigma_t = (singular_values_from_gram(one_hidden_layer_gram(
+        w, runs.v_K, runs.x_SxNxD[s], runs.activation)) for w in
+        (runs.w0_SxKxD[s], runs.trace.w_final[s]))
+    alpha, beta = min(sigma0[k - 1], sigma_t[k - 1]), max(sigma0[0], sigma_t[0])
+    r0 = float(jnp.linalg.norm(runs.trace.outputs_TxN[s, 0] - runs.y_SxN[s]))
+    nu = theorem92_bound(runs.y_SxN[s], runs.y_true_SxN[s], ds.cluster_id, k) / 2
+    sup_T = np.asarray(jnp.max(jnp.abs(runs.trace.outputs_TxN[s] - runs.y_true_SxN[s]), -1))
+    within_T = sup_T <= 2 * nu + 1e-4
+    holds_from = next((int(steps[t]) for t in range(len(steps)) if within_T[t:].all()), None)
+    lr, lambda_c = float(runs.lr_S[s]), min_eigenvalue(cluster_covariance(ds.centers))
     rows.append({
+        "rho_per_cluster": np.bincount(np.asarray(ds.cluster_id), np.asarray(ds.is_noisy),
+                                       k) / np.bincount(np.asarray(ds.cluster_id), None, k),
+        "alpha": float(alpha), "beta": float(beta), "r0_norm": r0,
+        "distance_bound": 4 * r0 / float(alpha),
+        "max_distance": float(np.max(np.asarray(runs.trace.distance_T[s]))),
+        "iteration_bound": (float(5 / (lr * alpha ** 2) * np.log(r0 / nu)) if nu > 0
+                            else None),
+        "bound_holds_from": holds_from, "lr_times_2beta2": 2 * lr * float(beta) ** 2,
+        "sigma_min_S_plus_init": float(sigma0[k - 1]), "sigma_max_init": float(sigma0[0]),
+        "thm108_sigma_min_bound": math.sqrt(len(ds.cluster_id) * lambda_c / (2 * k)),
+        "thm108_sigma_max_bound": math.sqrt(len(ds.cluster_id) / k) * float(
+            np.linalg.norm(np.asarray(ds.centers), 2)),
         "K": k, "rho_realized": rho, "delta": delta, "rho_within_delta_over_8": rho <= delta / 8,
-        "lambda_C": min_eigenvalue(cluster_covariance(ds.centers)),
+        "lambda_C": lambda_c,
         "sup_error": float(jnp.max(jnp.abs(runs.trace.outputs_TxN[s, -1] - runs.y_true_SxN[s]))),
         "thm92_bound": theorem92_bound(runs.y_SxN[s], runs.y_true_SxN[s], ds.cluster_id, k),
         "thm71_bound": 4 * rho,
@@ -459,61 +542,105 @@ class Setup:
                                  self.eps0, corruption=self.corruption if corruption is None
                                  else corruption)
 
+  def held_out(self, key, train: synthetic.ClusterData, n: int,
+               corruption=None) -> synthetic.ClusterData:
+    """n more points of `train`'s clusters (on their ε0-spheres), labels corrupted alike."""
+    return synthetic.clusterable(key, n, self.d, self.num_clusters, self.num_classes, self.eps0,
+                                 corruption=self.corruption if corruption is None
+                                 else corruption, centers=train.centers)
+
   def simulate(self, datasets, key, *, num_steps, record_every, hidden=None,
-               same_init=False) -> ClusterableRuns:
+               same_init=False, val_datasets=None) -> ClusterableRuns:
     return simulate(datasets, class_values(self.num_classes, self.label_low, self.label_high),
                     key, hidden=hidden or self.hidden, num_steps=num_steps,
                     record_every=record_every, activation=self.activation,
-                    lr_scale=self.lr_scale, same_init=same_init)
+                    lr_scale=self.lr_scale, same_init=same_init, val_datasets=val_datasets)
+
+
+def loss_histogram_overlap(losses_N, is_noisy_N, bins: int = 40) -> float:
+  """Σ_b min(p_b, q_b): the shared mass of the clean (p) and corrupted (q) loss histograms on
+  the bins Figs. 5b–c draw (plots.loss_histograms: `bins` edges spaced evenly on [0, max]);
+  0 = separated, 1 = identical."""
+  losses_N, mask = np.asarray(losses_N, np.float64), np.asarray(is_noisy_N, bool)
+  edges = np.linspace(0, max(float(losses_N.max()), 1e-6), bins)
+  p, q = (np.histogram(losses_N[m], edges)[0] / max(m.sum(), 1) for m in (~mask, mask))
+  return float(np.minimum(p, q).sum())
+
+
+def fitted_for(error_T, records: int):
+  """The first record t at which error_T has been 0 at the `records` + 1 records t − records,
+  …, t (the given labels interpolated for that long), or None."""
+  zero_T = np.asarray(error_T) == 0
+  return next((t for t in range(records, len(zero_T)) if zero_T[t - records:t + 1].all()), None)
 
 
 def fig5_simulation(key, *, num_seeds: int, num_steps: int, record_every: int, early_step: int,
-                    late_step: int, **setup) -> dict:
+                    late_fit_steps: int, **setup) -> dict:
   """Fig. 5 on `num_seeds` data sets (seed s: data fold_in(k_data, s), W0 fold_in(k_w, s));
   `setup`: the fields of `Setup`.
 
   Returns the S×T training errors against the true and the given labels ("error_true_SxT",
   "error_given_SxT", at "steps"), ‖W_τ − W0‖_F, the realized flip rate and the steps η;
-  the per-sample losses at early_step and late_step (S×N, with "is_noisy_SxN"); "early" and
-  "late": every seed's errors and loss separation AUC there (arrays over seeds) and the
-  mean distance, and at early_step every seed's share of corrupted samples predicted with
-  their true label; Section 4's shares in
-  J(W0)'s top-K subspace for seed 0 ("jacobian_at_init").
+  "early" (at early_step) and "late" (per seed, the first iteration at which the given-label
+  error has been 0 for late_fit_steps iterations, `fitted_for`; "fitted": whether every
+  seed got there): every seed's errors, loss separation AUC, `loss_histogram_overlap` and
+  corrupted/clean median loss ratio there, the per-sample losses (S×N, with
+  "is_noisy_SxN") and the mean distance; at early_step every seed's share of corrupted
+  samples predicted with their true label; Section 4's shares in J(W0)'s top-K subspace
+  for seed 0 ("jacobian_at_init"), with η·‖J(W0)‖² ("lr_times_top_sq").
   """
   setup = Setup(**setup)
   key_data, key_w = jax.random.split(key)
   datasets = [setup.data(jax.random.fold_in(key_data, s)) for s in range(num_seeds)]
   runs = setup.simulate(datasets, key_w, num_steps=num_steps, record_every=record_every)
-  early, late = early_step // record_every, late_step // record_every
   err_true_SxT, err_given_SxT = runs.errors()
-  distance_SxT = np.asarray(runs.trace.distance_T)
-  at = lambda step, t: {"step": step, "error_true_S": err_true_SxT[:, t],
-                        "error_given_S": err_given_SxT[:, t], "auc_S": runs.loss_auc(t),
-                        "distance": float(distance_SxT[:, t].mean())}
-  return {"steps": np.arange(0, num_steps + 1, record_every), "error_true_SxT": err_true_SxT,
-          "error_given_SxT": err_given_SxT, "distance_SxT": distance_SxT,
-          "flip_rate": float(np.mean([d.rate for d in datasets])), "lr": runs.lr_S,
-          "is_noisy_SxN": runs.stack("is_noisy"), "losses_early_SxN": runs.losses(early),
-          "losses_late_SxN": runs.losses(late),
-          "early": {**at(early_step, early),
-                    "corrupted_predicted_true_label_S": runs.kept_true_label(early)},
-          "late": at(late_step, late), "jacobian_at_init": runs.jacobian_shares(0)}
+  distance_SxT, steps = np.asarray(runs.trace.distance_T), np.arange(0, num_steps + 1,
+                                                                      record_every)
+  late = [fitted_for(e_T, late_fit_steps // record_every) for e_T in err_given_SxT]
+  fitted = None not in late
+  late_T = np.array([t if t is not None else len(steps) - 1 for t in late])
+
+  def at(t_S):
+    seeds = np.arange(num_seeds)
+    losses_SxN = 0.5 * np.asarray(runs.trace.outputs_TxN[seeds, t_S] - runs.y_SxN) ** 2
+    noisy_SxN = runs.stack("is_noisy")
+    return {"step_S": steps[t_S], "error_true_S": err_true_SxT[seeds, t_S],
+            "error_given_S": err_given_SxT[seeds, t_S], "losses_SxN": losses_SxN,
+            "auc_S": np.array([metrics.separation_auc(l[~m], l[m])
+                               for l, m in zip(losses_SxN, noisy_SxN)]),
+            "overlap_S": np.array([loss_histogram_overlap(l, m)
+                                   for l, m in zip(losses_SxN, noisy_SxN)]),
+            "median_ratio_S": np.array([np.median(l[m]) / np.median(l[~m])
+                                        for l, m in zip(losses_SxN, noisy_SxN)]),
+            "distance": float(distance_SxT[seeds, t_S].mean())}
+  early = np.full(num_seeds, early_step // record_every)
+  shares = runs.jacobian_shares(0)
+  shares["lr_times_top_sq"] = float(runs.lr_S[0] * shares["sigma_top"][0] ** 2)
+  return {"steps": steps, "error_true_SxT": err_true_SxT, "error_given_SxT": err_given_SxT,
+          "distance_SxT": distance_SxT, "flip_rate": float(np.mean([d.rate for d in datasets])),
+          "lr": runs.lr_S, "is_noisy_SxN": runs.stack("is_noisy"),
+          "early": {**at(early), "step": early_step,
+                    "corrupted_predicted_true_label_S": runs.kept_true_label(early[0])},
+          "late": {**at(late_T), "fitted": fitted}, "jacobian_at_init": shares}
 
 
 def perfect_clusters_simulation(key, *, num_clusters, num_classes: int, rho: float, n: int,
-                                d: int, hidden: int, num_steps: int, record_every: int) -> dict:
-  """ε0 = 0 (every point on its center) with K clusters for each K in `num_clusters` and
-  exactly round(ρ n_ℓ) labels per cluster flipped to another class; ReLU, η = 1/‖J(W0)‖².
+                                d: int, hidden: int, num_steps: int, record_every: int,
+                                lr_scale: float = 0.5) -> dict:
+  """ε0 = 0 (every point on its center) with K clusters for each K in `num_clusters` and a
+  different corruption per cluster (`corrupt_per_cluster`, ρ_ℓ ≤ rho); ReLU,
+  η = lr_scale/‖J(W0)‖².
 
   Returns the true-label errors ("error_true_SxT" at "steps") and `theorem_bounds` rows.
   """
-  key_data, key_w = jax.random.split(key)
-  datasets = [synthetic.clusterable(jax.random.fold_in(key_data, k), n, d, k, num_classes, 0.0,
-                                    corruption=rho, flip_to_other=True) for k in num_clusters]
+  key_data, key_w, key_noise = jax.random.split(key, 3)
+  datasets = [corrupt_per_cluster(jax.random.fold_in(key_noise, k), synthetic.clusterable(
+      jax.random.fold_in(key_data, k), n, d, k, num_classes, 0.0), rho, num_classes)
+              for k in num_clusters]
   runs = simulate(datasets, class_values(num_classes), key_w, hidden=hidden,
-                  num_steps=num_steps, record_every=record_every)
-  return {"steps": np.arange(0, num_steps + 1, record_every), "error_true_SxT": runs.errors()[0],
-          "rows": theorem_bounds(runs)}
+                  num_steps=num_steps, record_every=record_every, lr_scale=lr_scale)
+  steps = np.arange(0, num_steps + 1, record_every)
+  return {"steps": steps, "error_true_SxT": runs.errors()[0], "rows": theorem_bounds(runs, steps)}
 
 
 def distance_by_width(setup: Setup, datasets, key, hidden_sizes, step: int,
@@ -534,17 +661,22 @@ def distance_by_width(setup: Setup, datasets, key, hidden_sizes, step: int,
 
 def distance_simulation(setup: Setup, key, *, corruptions, num_steps: int, record_every: int,
                         fit_error: float, early_step: int, hidden_sizes, width_steps: int,
-                        width_seeds: int) -> dict:
+                        width_seeds: int, val_n: int) -> dict:
   """‖W_τ − W0‖_F against the corruption (Thm 2.3, Lemma 8.1) and the width.
 
-  One data set with its labels redrawn at each level of `corruptions`, one W0 for all:
+  One data set with its labels redrawn at each level of `corruptions`, one W0 for all, and
+  `val_n` held-out points of the same clusters corrupted alike (the early-stopping split):
   "rows" (`ClusterableRuns.distance_table`, with "corruption") and the S×T curves
-  "distance_SxT", "error_true_SxT", "error_given_SxT" at "steps". Over `width_seeds` data
-  sets of `setup.corruption`: "width" (`distance_by_width` at early_step).
+  "distance_SxT", "error_true_SxT", "error_given_SxT", "val_error_SxT" (held-out, given
+  labels) at "steps". Over `width_seeds` data sets of `setup.corruption`: "width"
+  (`distance_by_width` at early_step).
   """
   key_data, key_w = jax.random.split(key)
-  runs = setup.simulate([setup.data(key_data, c) for c in corruptions], key_w,
-                        num_steps=num_steps, record_every=record_every, same_init=True)
+  train_sets = [setup.data(key_data, c) for c in corruptions]
+  val_sets = [setup.held_out(jax.random.fold_in(key_data, 10_000 + i), ds, val_n, c)
+              for i, (ds, c) in enumerate(zip(train_sets, corruptions))]
+  runs = setup.simulate(train_sets, key_w, num_steps=num_steps, record_every=record_every,
+                        same_init=True, val_datasets=val_sets)
   steps = np.arange(0, num_steps + 1, record_every)
   rows = [{"corruption": c, **row}
           for c, row in zip(corruptions, runs.distance_table(steps, fit_error))]
@@ -552,8 +684,8 @@ def distance_simulation(setup: Setup, key, *, corruptions, num_steps: int, recor
   width = distance_by_width(setup, width_data, key_w, hidden_sizes, early_step, width_steps)
   err_true_SxT, err_given_SxT = runs.errors()
   return {"steps": steps, "distance_SxT": np.asarray(runs.trace.distance_T),
-          "error_true_SxT": err_true_SxT, "error_given_SxT": err_given_SxT, "rows": rows,
-          "width": width}
+          "error_true_SxT": err_true_SxT, "error_given_SxT": err_given_SxT,
+          "val_error_SxT": runs.val_errors()[1], "rows": rows, "width": width}
 
 
 # ----------------------------------------------------------------------------
@@ -616,11 +748,11 @@ class TrainingProbe:
 
   Returns "distance" ‖θ − θ0‖₂ and "relative_distance" ‖θ − θ0‖/‖θ0‖ (Fig. 3),
   "train_error_true" (training error against the true labels, Fig. 1) and, given a
-  held-out split with (equally corrupted) labels, "val_error" (the early-stopping
-  criterion); keeps the per-sample training losses against the given labels by step
-  (`losses(step)`, Fig. 4a–b). θ0 (`initial_variables()`) and the losses are kept in
-  memory and, by process 0 only, in `directory`, so a training resumed from a
-  checkpoint still has them.
+  held-out split with (equally corrupted) labels, "val_error"
+  (early_stopping.ValidationError, the early-stopping criterion); keeps the per-sample
+  training losses against the given labels by step (`losses(step)`, Fig. 4a–b). θ0
+  (`initial_variables()`) and the losses are kept in memory and, by process 0 only, in
+  `directory`, so a training resumed from a checkpoint still has them.
   """
 
   def __init__(self, directory, x_val=None, y_val=None):
@@ -628,7 +760,8 @@ class TrainingProbe:
     self.writes = distributed.is_main_process()
     if self.writes:
       self.directory.mkdir(parents=True, exist_ok=True)
-    self.x_val, self.y_val = x_val, y_val
+    self.validation = (early_stopping.ValidationError(x_val, y_val)
+                       if x_val is not None and len(x_val) else None)
     self._initial = None
     self._losses = {}
 
@@ -646,11 +779,11 @@ class TrainingProbe:
     return self._losses[int(step)]
 
   def early_stopped(self, history, is_noisy_N) -> dict:
-    """The early-stopping point (lowest "val_error", or "test_error" without a held-out
-    split), the per-sample losses there, their clean-vs-noisy separation AUC and the mean
-    clean and noisy losses."""
-    has_val = self.x_val is not None and len(self.x_val)
-    early = train.early_stopping_point(history, "val_error" if has_val else "test_error")
+    """The early-stopping point (early_stopping.point of "val_error", or of "test_error"
+    without a held-out split: the paper's Fig. 4a–b), the per-sample losses there, their
+    clean-vs-noisy separation AUC and the mean clean and noisy losses."""
+    early = early_stopping.point(history, early_stopping.KEY if self.validation else
+                                 "test_error")
     losses_N, mask = self.losses(early["step"]), np.asarray(is_noisy_N, bool)
     return {"early": early, "losses_early": losses_N, "is_noisy": mask,
             "auc_early": metrics.separation_auc(losses_N[~mask], losses_N[mask]),
@@ -674,9 +807,8 @@ class TrainingProbe:
     distance = metrics.parameter_distance(params, params0)
     record = {"distance": distance, "relative_distance": distance / metrics.parameter_norm(params0),
               "train_error_true": float(np.mean(predicted != np.asarray(noisy.clean_labels)))}
-    if self.x_val is not None and len(self.x_val):
-      val_predicted = np.asarray(train.classify(snapshot.predict(self.x_val))[0])
-      record["val_error"] = float(np.mean(val_predicted != np.asarray(self.y_val)))
+    if self.validation:
+      record.update(self.validation(snapshot))
     return record
 
 
@@ -705,9 +837,9 @@ def corruption_sweep(config, key, *, workdir, name: str = "sweep", train_fn=None
   train_fn = train_fn or _train_here
   key_split, key_noise, key_train = jax.random.split(key, 3)
   pool, test = data_lib.load_splits(config.data)
-  order = np.asarray(jax.random.permutation(key_split, len(pool.y)))
   val_size = config.data.get("val_size") or 0
-  train_idx, val_idx = order[val_size:], order[:val_size]
+  train_idx, val_idx = (early_stopping.holdout(key_split, len(pool.y), val_size) if val_size
+                        else (np.arange(len(pool.y)), np.arange(0)))
   runs = []
   for j, rate in enumerate(config.noise.rates):
     noisy, val_noisy = (noise_lib.corrupt(jax.random.fold_in(key_noise, k), pool.y[idx],

@@ -7,19 +7,22 @@ import numpy as np
 import pytest
 
 from experiments import clusterable_gd
-from noisejax import experiment
+from noisejax import early_stopping, experiment
 from noisejax.errors import ConfigError
 from noisejax.noise import NoisyLabels
 
 CLAIMS = [
-    "covariance/closed_form_matches_mc", "covariance/lambda_positive",
-    "fig5/early_fits_true_labels", "fig5/overfits_late", "fig5/loss_separated_early",
-    "fig5/loss_overlap_late", "fig5/jacobian_mechanism", "perfect/no_overfitting",
-    "perfect/theorem_9_2_bound", "distance/fit_needs_more_distance",
-    "distance/early_stop_close_to_init", "distance/width_independent",
+    "covariance/closed_form_matches_mc", "covariance/lambda_lower_bound",
+    "covariance/lambda_scaling_with_K", "fig5/early_fits_true_labels", "fig5/overfits_late",
+    "fig5/loss_separated_early", "fig5/loss_overlap_late", "fig5/jacobian_mechanism",
+    "perfect/no_overfitting", "perfect/theorem_9_2_bound",
+    "perfect/theorem_10_8_jacobian", "distance/fit_needs_more_distance",
+    "distance/fit_distance_sqrt_s", "distance/early_stop_close_to_init",
+    "distance/theorem_2_2_held_out", "distance/width_independent",
     "sweeps/fig1/mnist/converged_fits_corruption", "sweeps/fig1/mnist/early_stopping_robust",
     "sweeps/fig3/mnist/distance_grows_with_corruption", "sweeps/fig4ab/mnist/loss_separation",
-    "jacobian/few_large_singular_values", "jacobian/residual_vs_corruption_subspace"]
+    "jacobian/few_large_singular_values", "jacobian/spectra_close_before_after",
+    "jacobian/residual_vs_corruption_subspace"]
 FIGURES = ["fig5a_training_error.png", "fig5bc_loss_histograms.png", "perfect_clusters.png",
            "distance_from_init_clusterable.png", "fig1_mnist_accuracy_vs_corruption.png",
            "fig3_mnist_accuracy_vs_distance.png", "fig4ab_mnist_loss_histograms.png",
@@ -30,7 +33,7 @@ def test_tiny_preset_end_to_end_and_replot(tmp_path):
   config = clusterable_gd.get_config("tiny")
   claims = experiment.execute("clusterable_gd", config, tmp_path, clusterable_gd.PARTS,
                               validate=clusterable_gd.validate)
-  assert [c.id for c in claims] == CLAIMS  # the 18 claims of the quick run, in order
+  assert [c.id for c in claims] == CLAIMS  # the 23 claims of the quick run, in order
   saved = json.loads((tmp_path / "claims.json").read_text())
   assert [(c["id"], c["passed"]) for c in saved] == [(c.id, c.passed) for c in claims]
   for name in FIGURES:
@@ -49,7 +52,7 @@ def test_tiny_preset_end_to_end_and_replot(tmp_path):
   for r in sweep:  # each rate: its own label draw, 300 training images, early stopping on
     noisy = NoisyLabels.load(tmp_path / f"mnist_noise{r['rate']:g}" / "noise.npz")
     assert len(noisy.labels) == 300 and np.array_equal(noisy.is_noisy, r["is_noisy"])
-    assert r["early"] == min(r["history"], key=lambda h: (h["val_error"], h["step"]))
+    assert r["early"] == early_stopping.point(r["history"])  # the noisy held-out split
     assert r["history"][0]["distance"] == 0 and r["history"][-1]["relative_distance"] > 0
     metrics = (tmp_path / f"mnist_noise{r['rate']:g}" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(m)["epoch"] for m in metrics] == [0, 1, 2]
