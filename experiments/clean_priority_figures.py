@@ -8,18 +8,10 @@ figure is a function of one part's record).
 
 import numpy as np
 
-from noisejax import plots, train
+from noisejax import early_stopping, plots
 from noisejax.theory import ntk_angles
 
 SUBSETS = ("clean", "noisy", "other")  # the order of masks_BxCx3's last axis
-
-
-def median_angles(stats) -> dict:
-  """Fig. 4 read off: the median θ_g of each subset of class c = 0, 1 (NaN if empty)."""
-  return {f"median_{name}_c{c}": float(np.median(stats["angles_CxB"][c][mask]))
-          if mask.any() else float("nan")
-          for c in (0, 1) for k, name in enumerate(SUBSETS)
-          for mask in [stats["masks_BxCx3"][:, c, k]]}
 
 
 def _series(history, key):
@@ -28,7 +20,8 @@ def _series(history, key):
 
 
 def _early_epoch(history):
-  return train.early_stopping_point(history)["epoch"]
+  """The paper's ES point t_ES (the smoothed test error's minimum), the line of Figs. 5–8."""
+  return early_stopping.point(history, "test_error")["epoch"]
 
 
 # ----------------------------------------------------------------------------
@@ -79,8 +72,10 @@ def _fig10(stats, rate):
 # Training dynamics and the gradient ratio.
 
 
-def _dynamics(runs: dict, title, *, labelled=False):
-  """Subset errors, residuals, train/test error of each run (+ its ES point)."""
+def _dynamics(runs: dict, title, *, labelled=False, linthresh=None):
+  """Subset errors, residuals, train/test error of each run (+ its ES point). labelled:
+  one color per run (legend on the first panel), solid clean/test, dashed noisy/train.
+  linthresh: a symlog epoch axis, linear up to that epoch (long runs' early stage)."""
   fig, axes = plots.figure(1, 3, width=5, height=3.8)
   axes = axes[0]
   for i, (label, rec) in enumerate(runs.items()):
@@ -90,13 +85,13 @@ def _dynamics(runs: dict, title, *, labelled=False):
     panels = ((axes[0], (("clean_error", "clean"), ("noisy_error", "noisy (given labels)"))),
               (axes[1], ((f"clean_{residual}", "clean"), (f"noisy_{residual}", "noisy"))),
               (axes[2], (("train_error", "train"), ("test_error", "test"))))
-    for ax, keys in panels:
-      for key, name in keys:
+    for p, (ax, keys) in enumerate(panels):
+      for k, (key, name) in enumerate(keys):
         kind = key.split("_")[0]
         x, y = _series(h, key)
         ax.plot(x, y, "--" if kind in ("noisy", "train") else "-",
                 color=run_color or plots.COLORS[kind], lw=1.3,
-                label=f"{name}, {label}" if labelled else name)
+                label=(label if p == k == 0 else None) if labelled else name)
       plots.mark_early_stopping(ax, _early_epoch(h), color=run_color or "k",
                                 label=None)
     if rec["rate"] not in [r["rate"] for r in list(runs.values())[:i]]:  # once per level
@@ -105,7 +100,16 @@ def _dynamics(runs: dict, title, *, labelled=False):
   for ax, label in zip(axes, ("subset error", "mean residual " + ("‖f − y‖" if multi else
                                                                   "|f − y|"), "error")):
     ax.set_ylabel(label)
-  return _finish(fig, axes, title + " (dotted: early-stopping point)")
+    if linthresh:
+      ax.set_xscale("symlog", linthresh=linthresh, linscale=2)
+      ax.set_xlim(left=0)
+  if labelled:
+    title += "\nsolid: clean subset / test; dashed: noisy subset / train"
+  _finish(fig, axes if not labelled else axes[:1], title + " (dotted: early-stopping point)")
+  for ax in axes:
+    ax.set_xlabel("epoch" + (f" (linear up to {linthresh}, then log)" if linthresh else ""))
+  fig.tight_layout()
+  return fig
 
 
 def _finish(fig, axes, title):
@@ -116,7 +120,7 @@ def _finish(fig, axes, title):
   return fig
 
 
-def _ratio(runs: dict, title):
+def _ratio(runs: dict, title, *, linthresh=None):
   """Figs. 6 / 8 and the Assumption 4.1 check: ratio, cosine and α_t per class."""
   fig, axes = plots.figure(1, 3, width=5, height=3.8)
   axes = axes[0]
@@ -138,12 +142,21 @@ def _ratio(runs: dict, title):
   axes[0].set_yscale("log")
   axes[0].set_ylabel(r"$\|g_{clean}^{(c)}\| / \|g_{noise}^{(c)}\|$")
   axes[1].set_ylabel(r"cos($g_{noise}^{(c)}, g_{clean}^{(c)}$)")
-  axes[2].set_ylabel(r"$\alpha_t$ = $\|g_{noise}\| / \|g_{clean}\|$ (geometric mean over c)")
+  axes[2].set_ylabel(r"$\alpha_t = \|g_{noise}\| / \|g_{clean}\|$ (geom. mean over c)")
   axes[2].axhline(1, color="k", lw=0.7)
-  return _finish(fig, axes, title + " (thin: one class c; dotted: early-stopping point)")
+  if linthresh:
+    for ax in axes:
+      ax.set_xscale("symlog", linthresh=linthresh, linscale=2)
+      ax.set_xlim(left=0)
+  top = max(ntk_angles.predicted_ratio(r["rate"], r["num_classes"], num_outputs=r["num_outputs"])
+            for r in runs.values())
+  axes[0].set_ylim(0.3, 3 * top)  # after the noise is fitted the per-class ratios scatter
+  _finish(fig, axes, title + " (thin: one class c; dotted: early-stopping point)")
+  fig.tight_layout()
+  return fig
 
 
-def _losses(tag, rec):
+def _losses(tag, rec, *, linthresh=None):
   """Fig. 11 (one panel): clean and noisy subset losses over training."""
   h = rec["history"]
   fig, axes = plots.figure(width=5, height=3.6)
@@ -155,11 +168,17 @@ def _losses(tag, rec):
                early_stop=_early_epoch(h), ylabel="training loss")
   axes[0, 0].set_title(f"Fig. 11: subset losses, {tag} (δ = {rec['rate']:g}; dotted: "
                        "early-stopping point)", fontsize=9)
+  if linthresh:
+    axes[0, 0].set_xscale("symlog", linthresh=linthresh, linscale=2)
+    axes[0, 0].set_xlim(left=0)
   return fig
 
 
 # ----------------------------------------------------------------------------
 # One function per part: {filename: figure}.
+
+
+_LINTHRESH = 20  # binary runs: the early stage (≈ 20 epochs) linear, the later stage log
 
 
 def _fcn(config):
@@ -170,19 +189,22 @@ def _fcn(config):
 def plot_binary(record, config) -> dict:
   runs = record["runs"]
   out = {f"fig5_binary_dynamics_{tag}.png": _dynamics(
-      {tag: rec}, f"Fig. 5: {_fcn(config)}, δ = {rec['rate']}") for tag, rec in runs.items()}
+      {tag: rec}, f"Fig. 5: {_fcn(config)}, δ = {rec['rate']}", linthresh=_LINTHRESH)
+      for tag, rec in runs.items()}
   out["fig6_binary_ratio_assumption41.png"] = _ratio(
       {f"binary_{tag}": rec for tag, rec in runs.items()},
-      f"Fig. 6 and Assumption 4.1: {_fcn(config)}")
+      f"Fig. 6 and Assumption 4.1: {_fcn(config)}", linthresh=_LINTHRESH)
   tag, rec = next(iter(runs.items()))
-  out["fig11left_binary_subset_losses.png"] = _losses(f"binary_{tag}", rec)
+  out["fig11left_binary_subset_losses.png"] = _losses(f"binary_{tag}", rec,
+                                                      linthresh=_LINTHRESH)
   return out
 
 
 def plot_widths(record, config) -> dict:
   title = (f"Fig. 12: MNIST {'{} vs {}'.format(*config.binary.data.classes)}, FCN with "
            f"{len(config.binary.model.hidden)} hidden layers, δ = {config.widths.rate}")
-  return {"fig12_widths.png": _dynamics(record["runs"], title, labelled=True)}
+  return {"fig12_widths.png": _dynamics(record["runs"], title, labelled=True,
+                                        linthresh=_LINTHRESH)}
 
 
 def plot_multiclass(record, config) -> dict:

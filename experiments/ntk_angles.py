@@ -185,16 +185,17 @@ def plot_fig3(record, config) -> dict:
   for label in (0, 1):
     ax_data.scatter(*x_Nx2[y_N == label].T, s=6, color=f"C{label}", label=f"cluster {label}")
   ax_data.set_aspect("equal")
-  ax_data.set_title("two separated clusters")
+  ax_data.set(title="two separated clusters", xlabel=r"$x_1$", ylabel=r"$x_2$")
   ax_data.legend(fontsize=8)
   bins = np.linspace(0, np.pi, 61)
   for i, name in enumerate(("within", "between")):
     ax_hist.hist(record[name], bins=bins, alpha=0.6, density=True, color=f"C{i}", label=name)
-  ax_hist.set(xlabel=r"$\theta_h$ (rad)", ylabel="density",
+  ax_hist.set(xlabel=r"$\theta_h$ (rad)", ylabel="probability density of sample pairs",
               title=f"{config.clusters.depth}-layer {config.clusters.activation} net, width "
-                    f"{config.width}, at initialization")
+                    f"{config.width}, at init", xlim=(0, np.pi))
   ax_hist.legend()
   fig.suptitle("Fig. 3: θ_h for pairs within and between clusters")
+  fig.tight_layout()
   return {"fig3_cluster_angles.png": fig}
 
 

@@ -561,11 +561,6 @@ def _evaluate(spec, state, data, *, axes):
                                     in_axes=(0, dict(axes)))(state, data))
 
 
-def early_stopping_point(history: list[dict], key: str = "test_error") -> dict:
-  """The record with the lowest `key` (first one on ties)."""
-  return min(history, key=lambda r: (r[key], r["step"]))
-
-
 # ----------------------------------------------------------------------------
 # Data and results.
 
@@ -728,12 +723,14 @@ def _restore(manager, state: TrainState):
 
 
 def _boundaries(spec: Spec, optim, total_steps: int) -> list[int]:
-  """Steps after which the loop leaves the compiled scan: evaluations, checkpoints, the
-  end, and every epoch start when the method has an epoch hook."""
+  """Steps after which the loop leaves the compiled scan: evaluations (every `eval_every`
+  steps and at the optional steps `optim.eval_at`), checkpoints, the end, and every epoch
+  start when the method has an epoch hook."""
   spe = spec.steps_per_epoch
   eval_every = optim.get("eval_every", 0) or spe
   checkpoint_every = max(1, optim.get("checkpoint_every", 1)) * spe
   points = set(range(eval_every, total_steps + 1, eval_every))
+  points |= {int(s) for s in optim.get("eval_at", ()) or () if int(s) <= total_steps}
   points |= set(range(checkpoint_every, total_steps + 1, checkpoint_every))
   if spec.method.on_epoch is not None:
     points |= set(range(spe, total_steps + 1, spe))

@@ -555,3 +555,17 @@ def test_eq8_ratio_and_opposite_subset_gradients_when_f_is_one_half():
   for c in (0, 1):  # per-sample θ_g: clean samples along g_clean, noisy ones against it
     assert np.all(stats["angles_CxB"][c][clean[:, c]] < 30)
     assert np.all(stats["angles_CxB"][c][noisy_mask[:, c]] > 150)
+
+
+def test_full_gradient_cosine_equals_the_cosine_of_two_mean_loss_gradients():
+  """Prop. 4.2: cos(∇L(D), ∇L(D̂)) from one forward and two vjps, against jax.grad."""
+  model, variables, x, given, true = _multiclass_setup()
+  ce = losses.make_loss("cross_entropy", 4)
+  apply_fn = ps.eval_apply_fn(model)
+  grad = lambda y: ps.flatten_tree(jax.tree.map(lambda g: g[None], jax.grad(
+      lambda p: ce(apply_fn(p, x), y).sum())(variables["params"])))[0]
+  g_given, g_true = grad(given), grad(true)
+  expected = float(g_given @ g_true / (jnp.linalg.norm(g_given) * jnp.linalg.norm(g_true)))
+  cos = float(ps.full_gradient_cosine(model, variables, x, given, true))
+  assert cos == pytest.approx(expected, abs=1e-5) and cos < 0.999  # some labels differ
+  assert float(ps.full_gradient_cosine(model, variables, x, true, true)) == pytest.approx(1.0)

@@ -99,6 +99,14 @@ def test_closed_forms_exist_for_the_listed_activations_only():
     ntk_angles.ntk_mlp(2, 8, "softplus")
 
 
-def test_predicted_ratios_eq8_eq14():
-  assert ntk_angles.predicted_ratio(0.4, 2, num_outputs=1) == pytest.approx(1.5)
-  assert ntk_angles.predicted_ratio(0.3, 10, num_outputs=10) == pytest.approx(21.0)
+def test_theta_h_at_any_weights_and_its_change():
+  model = ntk_angles.ntk_mlp(2, 32, "relu")
+  key, x_Nx2 = jax.random.key(1), ntk_angles.unit_circle(8)[0]
+  variables = model.init(key, x_Nx2[:1])
+  theta0 = ntk_angles.theta_h(model, variables, x_Nx2)
+  np.testing.assert_allclose(theta0, ntk_angles.theta_h_at_init(model, key, x_Nx2), atol=1e-5)
+  assert ntk_angles.theta_h_change_deg(theta0, theta0) == 0.0
+  shifted = np.asarray(theta0) + np.radians(2.0)  # every pair 2° wider
+  assert ntk_angles.theta_h_change_deg(theta0, shifted) == pytest.approx(2.0, rel=1e-4)
+  moved = jax.tree.map(lambda a: a + 0.5, variables)
+  assert ntk_angles.theta_h_change_deg(theta0, ntk_angles.theta_h(model, moved, x_Nx2)) > 0.1

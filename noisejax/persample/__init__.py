@@ -54,7 +54,8 @@ from noisejax.persample._grads import (flat_jacobian, jacobian_singular_values,
                                        per_sample_grads, sample_grad_stats, sample_grads,
                                        single_logit_grads)
 from noisejax.persample._subsets import (SUBSETS, class_subset_weights,
-                                         clean_noise_stats_by_class, geometry,
+                                         clean_noise_stats_by_class,
+                                         full_gradient_cosine, geometry,
                                          group_by_true_class, subset_gradient_stats,
                                          subset_masks, subset_stats)
 from noisejax.persample._taps import UnsupportedModel
@@ -70,6 +71,7 @@ __all__ = [
     # subsets of a noisy set (clean-priority §3.2)
     "SUBSETS", "subset_masks", "class_subset_weights", "subset_stats", "geometry",
     "subset_gradient_stats", "group_by_true_class", "clean_noise_stats_by_class",
+    "full_gradient_cosine",
     # the diagnostic train step
     "diagnostics", "diagnostic_step", "make_diagnostic_step",
     # several devices

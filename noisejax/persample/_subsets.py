@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from noisejax.persample._base import Array, arccos, eval_apply_fn, residuals, safe_cos
+from noisejax.persample._base import (Array, arccos, eval_apply_fn, flatten_tree, residuals,
+                                      safe_cos)
 from noisejax.persample._grads import sample_grad_stats
 
 SUBSETS = ("clean", "noise", "other")   # the last axis of subset_masks
@@ -184,3 +185,16 @@ def clean_noise_stats_by_class(model, variables, x_CxKx, given_CxK, clean_CxK, v
 
   classes = jnp.arange(x_CxKx.shape[0])
   return jax.lax.map(one_class, (classes, x_CxKx, given_CxK, clean_CxK, valid_CxK))
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def full_gradient_cosine(model, variables, x_B, given_B, true_B):
+  """cos(∇L(w; D), ∇L(w; D̂)): the full gradient on the given labels against the one on the
+  ground-truth labels of the same inputs (clean-priority Prop. 4.2, eq. 12: equal directions
+  under Assumption 4.1). ∇L = Σ_i J_iᵀ r_i (eq. 5); one forward, two vjps, eval mode."""
+  apply_fn = eval_apply_fn(model, variables.get("batch_stats"))
+  outputs_BxK, vjp = jax.vjp(lambda p: apply_fn(p, x_B), variables["params"])
+  grads = [flatten_tree(jax.tree.map(lambda a: a[None], vjp(residuals(outputs_BxK, y))[0]))[0]
+           for y in (given_B, true_B)]
+  dot = jnp.sum(grads[0] * grads[1])
+  return safe_cos(dot, jnp.sqrt(jnp.sum(grads[0] ** 2) * jnp.sum(grads[1] ** 2)))

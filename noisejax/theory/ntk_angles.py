@@ -161,6 +161,21 @@ def theta_h_at_init(model, key, x_NxD, *, chunk_size: int = 64):
   return angles_from_gram(gram_NxN)
 
 
+def theta_h(model, variables, x_NxD, *, chunk_size: int = 64):
+  """θ_h(x_i, x_j) (radians) for all pairs at the weights `variables` of a one-output model:
+  the angles of the empirical NTK Gram (Remark 3.3: constant in training at infinite width)."""
+  apply_fn = persample.eval_apply_fn(model, variables.get("batch_stats"))
+  return angles_from_gram(persample.ntk_gram(apply_fn, variables["params"], x_NxD,
+                                             block_size=chunk_size))
+
+
+def theta_h_change_deg(theta0_NxN, theta_NxN) -> float:
+  """Mean |θ_h(w_t) − θ_h(w_0)| over the pairs i < j, in degrees (Remark 3.3)."""
+  theta0_NxN, theta_NxN = np.asarray(theta0_NxN), np.asarray(theta_NxN)
+  i, j = np.triu_indices(theta0_NxN.shape[0], k=1)
+  return float(np.degrees(np.mean(np.abs(theta_NxN[i, j] - theta0_NxN[i, j]))))
+
+
 def circle_curves(model, key, num_points: int, num_inits: int, *, chunk_size: int = 64):
   """θ_h against θ_d on S¹ for `num_inits` independent initializations of `model`.
 
