@@ -132,7 +132,8 @@ def run_claims(tag, rec, th) -> list:
             "error falls while the noisy-subset error (given labels) and residual rise, "
             f"monotonically (Figs. 5, 7) {es_text}", priority,
             {**priority_m, "es_epoch": es["epoch"],
-             **{k: [first[k], es[k]] for k in ("clean_error", "noisy_error", resid)}}),
+             **{k: [first[k], (es if k in es else at_es)[k]]  # resid: diagnostics only
+                for k in ("clean_error", "noisy_error", resid)}}),
       claim("thm_4_4_subset_losses", "Subset losses (Thm. 4.4, Fig. 11): before the ES point "
             "the clean-subset loss falls and the noisy-subset loss rises; after it the noisy "
             f"loss falls {es_text}", losses + later,
