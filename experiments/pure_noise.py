@@ -228,7 +228,7 @@ def compute_mnist(config, run) -> dict:
   train_set, test_set = data.load_splits(config.data)
   (mean,), (std,) = data.NORMALIZATION[config.data.name]
   pixels = lambda s, n=None: jnp.asarray(s.x[:n].reshape(len(s.x[:n]), -1) * std + mean)
-  records = jax.tree.map(np.asarray, pn.fixed_output_pure_noise(
+  _, _, records = jax.tree.map(np.asarray, pn.fixed_output_pure_noise(
       jax.random.split(run.key, c.seeds), jnp.asarray(c.hs, jnp.float32), pixels(train_set),
       pixels(test_set, c.eval_limit), k=c.k, steps=c.steps, record_every=c.record_every))
   return dict(h=list(c.hs), steps=(np.arange(c.steps // c.record_every) + 1) * c.record_every,

@@ -212,7 +212,7 @@ def mnist(record, config) -> list:
   """§5: "for MNIST item 1 [of Theorem 4] holds for the rate h = 0.001" and "larger
   learning rates induced greater sparsity" (after the same number of steps)."""
   c, rec, hs = config.mnist, record["records"], record["h"]
-  dead_HxS = rec["all_dead"][..., -1]
+  dead_HxS = rec["dead_inputs"][..., -1]
   active_H = rec["active_fraction"][..., -1].mean(1)
   at = hs.index(1e-3) if 1e-3 in hs else None
   setting = (f"Theorem 4's network (2k = {2 * c.k} units, V = (1..1, −1..−1) fixed, "

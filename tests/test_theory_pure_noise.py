@@ -173,20 +173,11 @@ def test_hypercube_sparse_net_counts():
   assert active[y == 1].mean() == pytest.approx(pn.hypercube_expected_active(d, eps), rel=0.03)
 
 
-def test_fixed_output_step_on_a_basis_vector_is_standard_basis_step():
-  w = jax.random.uniform(jax.random.key(5), (8, 3), minval=-1.0, maxval=1.0)
-  for i in range(3):
-    for y in (1.0, -1.0):
-      e_i = jnp.zeros(3).at[i].set(1.0)
-      new, _ = pn.fixed_output_step(w, (e_i, y), h=0.3)
-      np.testing.assert_allclose(new, pn.standard_basis_step(w, (i, y), h=0.3), rtol=1e-6)
-
-
 def test_fixed_output_pure_noise_larger_h_is_sparser():
   x = jax.random.uniform(jax.random.key(6), (50, 12))  # non-negative inputs, like pixels
-  rec = jax.tree.map(np.asarray, pn.fixed_output_pure_noise(
+  _, _, rec = jax.tree.map(np.asarray, pn.fixed_output_pure_noise(
       jax.random.split(jax.random.key(7), 2), jnp.asarray([1e-3, 1.0]), x, x[:20], k=8,
       steps=2000, record_every=500))
   assert rec["active_fraction"].shape == (2, 2, 4)  # H×S×R
   assert rec["active_fraction"][1, :, -1].max() < rec["active_fraction"][0, :, -1].min()
-  assert np.all(rec["updates"] <= 500) and rec["all_dead"][1, :, -1].min() > 0.5
+  assert np.all(rec["updates"] <= 500) and rec["dead_inputs"][1, :, -1].min() > 0.5

@@ -465,7 +465,7 @@ def summarize_run(a, unit, small=0.01):
       "dloss_max_clean": float(a["dloss"][-1, ~noisy].max()) if (~noisy).any() else 0.0,
       **separation_at(a["losses"], a["is_noisy"], -1)},
       "es": {"step": int(a["steps"][es]), "test_error": a["test_error"][es],
-             "val_error": a["val_error"][es]}}
+             "val_error": a["val_error"][es], **separation_at(a["losses"], a["is_noisy"], es)}}
   end = a["window_end_index"]
   if end is not None:
     out["signal_wins_fraction_of_window"] = a["signal_wins_fraction"]

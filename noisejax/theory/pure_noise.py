@@ -499,56 +499,22 @@ def basis_outputs(w_2kxD):
 
 
 def standard_basis_step(w_2kxD, sample, *, h: float):
-  """Hinge (β = 0) SGD step on (e_i, y), only W trained (Theorems 3–4).
-
-  Misclassified (y·N(e_i) < 0): W[:, i] += h·y·V ⊙ 1[W[:, i] > 0]; else nothing. Other
-  columns never move (the e_j are orthogonal).
-  """
+  """Hinge (β = 0) SGD step on (e_i, y), only W trained (Theorems 3–4): `fixed_output_step`
+  at x = e_i. Misclassified (y·N(e_i) < 0): W[:, i] += h·y·V ⊙ 1[W[:, i] > 0]; else
+  nothing. Other columns never move (the e_j are orthogonal)."""
   i, y = sample
   e_i = (jnp.arange(w_2kxD.shape[1]) == i).astype(w_2kxD.dtype)
-  col = w_2kxD @ e_i
-  v = models.fixed_output_weights(w_2kxD.shape[0], "pm_one")
-  out = v @ jax.nn.relu(col)
-  misclassified = y * out < 0
-  delta = jnp.where(misclassified, h * y, 0.0) * v * (col > 0)
-  return w_2kxD + delta[:, None] * e_i[None, :]
+  return fixed_output_step(w_2kxD, (e_i, y), h=h)[0]
 
 
-def _basis_record(w):
-  outs = basis_outputs(w)
-  return {"max_abs_output": jnp.max(jnp.abs(outs)),
-          "active_fraction": jnp.mean(w > 0),
-          "dead_inputs": jnp.mean(jnp.all(w <= 0, axis=0))}
-
-
-@functools.partial(jax.jit, static_argnames=("k", "d", "steps", "record_every"))
 def standard_basis_pure_noise(keys_S, h_H, *, k: int, d: int, steps: int, record_every: int):
-  """Theorems 3–4: W ~ U[−1, 1]^{2k×d}, hinge β = 0, pure noise on U{e_1, …, e_d}.
-
-  Vmapped over learning rates h_H and seeds keys_S. Returns (W_init, W_final) of shape
-  H×S×2k×d and records (H×S×R) of max_i |N(e_i)|, the fraction of positive entries of W
-  (active units over inputs) and the fraction of inputs with every unit dead.
-  """
-  num_records = steps // record_every
-
-  def stream(key, n):
-    key_i, key_y = jax.random.split(key)
-    return (jax.random.randint(key_i, (n,), 0, d),
-            jnp.where(jax.random.bernoulli(key_y, 0.5, (n,)), 1.0, -1.0))
-
-  def one(key, h):
-    key_init, key_run = jax.random.split(key)
-    w0 = jax.random.uniform(key_init, (2 * k, d), minval=-1.0, maxval=1.0)
-    step = functools.partial(standard_basis_step, h=h)
-
-    def run_chunk(w, key_c):
-      w, _ = jax.lax.scan(lambda q, s: (step(q, s), None), w, stream(key_c, record_every))
-      return w, _basis_record(w)
-
-    w_final, records = jax.lax.scan(run_chunk, w0, jax.random.split(key_run, num_records))
-    return w0, w_final, records
-
-  return jax.vmap(lambda h: jax.vmap(lambda key: one(key, h))(keys_S))(h_H)
+  """Theorems 3–4: `fixed_output_pure_noise` on the data U{e_1, …, e_d}, evaluated on every
+  e_i: returns (W_init, W_final) of shape H×S×2k×d and records (H×S×R) of max_i |N(e_i)|,
+  the fraction of positive entries of W (active units over inputs), the fraction of
+  inputs with every unit dead and the number of updates."""
+  eye_DxD = jnp.eye(d)
+  return fixed_output_pure_noise(keys_S, h_H, eye_DxD, eye_DxD, k=k, steps=steps,
+                                 record_every=record_every)
 
 
 def zero_coordinates(w_2kxD):
@@ -668,19 +634,23 @@ def fixed_output_step(w_2kxD, sample, *, h: float):
 @functools.partial(jax.jit, static_argnames=("k", "steps", "record_every"))
 def fixed_output_pure_noise(keys_S, h_H, x_NxD, x_eval_ExD, *, k: int, steps: int,
                             record_every: int):
-  """Theorem 4's network on data x_NxD (one sample drawn uniformly per step), pure noise.
+  """Theorem 4's network N(x) = V·ReLU(Wx) on data x_NxD (one sample drawn uniformly per
+  step), pure noise ±1 labels.
 
   W_0 ~ U[−1, 1]^{2k×D} (the same per seed for every h), hinge β = 0; vmapped over h_H
-  and seeds. Returns records H×S×R (R = steps/record_every) on x_eval_ExD: the fraction
-  of inputs on which every unit is dead, the active fraction E_x A_N(x)/2k, and the
-  number of updates (misclassified steps) since the last record.
+  and seeds. Returns (W_init, W_final), H×S×2k×D, and records H×S×R (R =
+  steps/record_every) on x_eval_ExD: max |N(x)|, the active fraction E_x A_N(x)/2k, the
+  fraction of inputs on which every unit is dead ("dead_inputs") and the number of
+  updates (misclassified steps) since the last record.
   """
   n = x_NxD.shape[0]
+  v = models.fixed_output_weights(2 * k, "pm_one")
 
   def record(w):
-    active_Ex2k = (x_eval_ExD @ w.T) > 0
-    return {"all_dead": jnp.mean(~jnp.any(active_Ex2k, axis=1)),
-            "active_fraction": jnp.mean(active_Ex2k)}
+    z_Ex2k = x_eval_ExD @ w.T
+    return {"max_abs_output": jnp.max(jnp.abs(jax.nn.relu(z_Ex2k) @ v)),
+            "active_fraction": jnp.mean(z_Ex2k > 0),
+            "dead_inputs": jnp.mean(~jnp.any(z_Ex2k > 0, axis=1))}
 
   def one(key, h):
     key_init, key_run = jax.random.split(key)
@@ -694,7 +664,7 @@ def fixed_output_pure_noise(keys_S, h_H, x_NxD, x_eval_ExD, *, k: int, steps: in
           lambda q, s: fixed_output_step(q, (x_NxD[s[0]], s[1]), h=h), w, (i_T, y_T))
       return w, {**record(w), "updates": jnp.sum(updated_T)}
 
-    _, records = jax.lax.scan(chunk, w0, jax.random.split(key_run, steps // record_every))
-    return records
+    w_final, records = jax.lax.scan(chunk, w0, jax.random.split(key_run, steps // record_every))
+    return w0, w_final, records
 
   return jax.vmap(lambda h: jax.vmap(lambda key: one(key, h))(keys_S))(h_H)
