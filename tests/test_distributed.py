@@ -306,11 +306,12 @@ def test_two_processes_train_u_curve_tiny_as_one(tmp_path):
   history = _metrics(shared)
   _assert_same_training(_metrics(single), history)
   assert [r["epoch"] for r in history] == [0, 1, 2]
-  assert (json.loads((shared / "claims.json").read_text())[0]["measured"]
+  assert (json.loads((shared / "claims.json").read_text())[0]["measured"]["min_test"]
           == min(r["test_error"] for r in history))
 
   config = u_curve.get_config("tiny")
-  spec = train.make_spec(config, 10, 400, (28, 28, 1))
+  num_train = config.data.limit - config.val_size  # the held-out split is not trained on
+  spec = train.make_spec(config, 10, num_train, (28, 28, 1))
   target = train.init_state(spec, jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32),
                             lr=1.0)
   restored = {}
@@ -319,8 +320,8 @@ def test_two_processes_train_u_curve_tiny_as_one(tmp_path):
     restored[name] = train._restore(manager, target)
     manager.close()
   (state_1, histories_1, step_1), (state_2, histories_2, step_2) = restored.values()
-  assert step_1 == step_2 == 16  # 8 steps per epoch, 2 epochs
+  assert step_1 == step_2 == num_train // config.optim.batch_size * 2  # 2 epochs
   assert histories_2 == [history]  # the checkpoint's history is what metrics.jsonl holds
   for a, b in zip(jax.tree.leaves(state_1.params), jax.tree.leaves(state_2.params), strict=True):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)  # 16 steps apart by ≤ 3e-4
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)  # the same steps, float32 reductions apart
     assert np.linalg.norm(a - b) <= 1e-3 * np.linalg.norm(a), a.shape

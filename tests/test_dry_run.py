@@ -30,8 +30,9 @@ PAPER_PARAMS = {
     "sln": {"methods": WRN28_2, "sgd_noise": WRN28_2},
 }
 # Mock examples per split: enough for the paper's batch sizes after class selection, and
-# for clusterable's 10,000 held-out MNIST images.
-MOCK_EXAMPLES = {"clusterable_gd": 10_500}
+# for the held-out splits: clusterable's 10,000 MNIST images, u_curve's 5,000 and
+# clean_priority's 2,000 of two classes (binary) and 5,000 (multi-class).
+MOCK_EXAMPLES = {"clusterable_gd": 10_500, "u_curve": 6_000, "clean_priority": 12_500}
 # Smaller batches for the step timing where the paper's batch takes seconds per step on
 # this CPU (the paper batches are measured by the same code: the report's note).
 SMALL_BATCHES = {
@@ -124,8 +125,10 @@ def test_missing_data_fails_the_part_with_the_prepare_command(sandbox, capsys):
 def test_a_batch_larger_than_the_data_fails_before_compiling(sandbox, capsys):
   code, reports = dry_run_of("u_curve", "tiny", [("optim.batch_size", "100000")])
   assert code == 1
+  tiny = importlib.import_module("experiments.u_curve").get_config("tiny")
+  num_train = tiny.data.limit - tiny.val_size  # the held-out split is not trained on
   assert reports[0].error == ("ConfigError: config.optim.batch_size=100000 is invalid: "
-                              "exceeds the 400 training samples")
+                              f"exceeds the {num_train} training samples")
   assert reports[0].wall_seconds < 10
 
 
@@ -223,7 +226,9 @@ def test_the_experiment_command_runs_the_dry_run_and_writes_nothing(sandbox, cap
   argv = ["--preset", "tiny", "--dry_run", "--workdir", str(sandbox / "w")]
   assert experiment.main("u_curve", u_curve.get_config, u_curve.PARTS, argv) == 0
   out = capsys.readouterr().out
-  assert out.startswith("dry run of u_curve --preset tiny on ") and "24 steps per run" in out
+  tiny = u_curve.get_config("tiny")
+  steps = (tiny.data.limit - tiny.val_size) // tiny.optim.batch_size * tiny.optim.epochs
+  assert out.startswith("dry run of u_curve --preset tiny on ") and f"{steps} steps per run" in out
   assert written(sandbox) == []
   with pytest.raises(SystemExit) as exit_:
     experiment.main("u_curve", u_curve.get_config, u_curve.PARTS,

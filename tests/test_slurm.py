@@ -16,12 +16,13 @@ import time
 import pytest
 from slurm_fixture import ROOT, slurm_cluster  # pylint: disable=unused-import
 
-from experiments import sweep as sweep_cli
+from experiments import sweep as sweep_cli, u_curve
 from noisejax import slurm, sweep
 
 SLURM_OPTIONS = ("--slurm.cpus_per_task=1",)  # and the default timeout_min=60
 REQUEUE_EPOCHS = 10  # long enough to interrupt the job twice between first and last checkpoint
-STEPS_PER_EPOCH = 8  # the tiny preset: 400 images, batch 50
+_TINY = u_curve.get_config("tiny")  # its training images: the limit less the held-out split
+STEPS_PER_EPOCH = (_TINY.data.limit - _TINY.val_size) // _TINY.optim.batch_size
 
 
 def sweep_command(root, *grid, seeds=1, options=SLURM_OPTIONS) -> list[str]:
