@@ -45,9 +45,10 @@ PAPER = "clean-priority"
 
 
 def _early_evals(steps_per_epoch: int, dense_epochs: int, per_epoch: int) -> tuple:
-  """Extra evaluation steps: `per_epoch` per epoch during the first `dense_epochs` epochs."""
-  every = max(1, steps_per_epoch // per_epoch)
-  return tuple(range(every, dense_epochs * steps_per_epoch, every))
+  """Extra evaluation steps: `per_epoch` evenly spaced per epoch during the first
+  `dense_epochs` epochs, the epoch ends among them (27 steps, 2 per epoch: 14, 27, 40)."""
+  return tuple(sorted({round(k * steps_per_epoch / per_epoch)
+                       for k in range(1, dense_epochs * per_epoch)}))
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:

@@ -359,3 +359,13 @@ def test_get_model_errors_name_the_field():
   assert set(models.MODELS) == {"mlp", "clean_priority_cnn", "resnet9", "resnet20", "wrn28_2",
                                 "lenet5", "early_stop_cnn", "fixed_output_net", "patch_cnn",
                                 "vgg11", "vgg13", "vgg16"}
+
+
+def test_max_pool_matches_flax_values_and_gradients():
+  import flax.linen as nn
+  x = jax.random.normal(jax.random.key(0), (3, 25, 26, 4))  # odd sizes drop the last row
+  flax_pool = lambda a: nn.max_pool(a, (2, 2), strides=(2, 2), padding="VALID")
+  np.testing.assert_array_equal(models._max_pool(x), flax_pool(x))
+  weights = jax.random.normal(jax.random.key(1), flax_pool(x).shape)
+  grad = lambda pool: jax.grad(lambda a: jnp.sum(weights * pool(jax.nn.relu(a))))(x)
+  np.testing.assert_array_equal(grad(models._max_pool), grad(flax_pool))
