@@ -129,13 +129,41 @@ def _check(field: str, value, choices):
   return value
 
 
-def _conv(x, features, kernel, *, name, init="torch", padding=0, strides=1, use_bias=True):
-  """Conv2d with PyTorch-style symmetric integer padding (NHWC)."""
+def conv_as_matmul(lhs, rhs, window_strides, padding, *, lhs_dilation=None,
+                   rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                   precision=None):
+  """`lax.conv_general_dilated` for nn.Conv's NHWC × HWIO layout, as one matmul of the
+  stacked shifted windows ("im2col") with the kernel reshaped to (kh·kw·C_in) × C_out.
+
+  The same values up to float rounding. Measured on XLA CPU (2 cores), one SGD step:
+  clean-priority CNN at batch 128 1.8× faster (XLA CPU's conv backward is slow), the
+  early-stopping CNN 1.6×, LeNet-5 1.1×, ResNet-20 1.7× slower (thin 16-channel,
+  padded convs): TwoConvCNN uses it."""
+  del dimension_numbers  # nn.Conv's: NHWC inputs, HWIO kernel, NHWC outputs
+  if any(d != 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ()))) or (
+      feature_group_count != 1):
+    raise ValueError("conv_as_matmul: no dilation, one feature group")
+  kh, kw, c_in, c_out = rhs.shape
+  x = jnp.pad(lhs, ((0, 0), *padding, (0, 0)))
+  (sh, sw), (h, w) = window_strides, x.shape[1:3]
+  ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+  windows = [x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
+             for i in range(kh) for j in range(kw)]  # (i, j, c) order: the kernel's
+  return jax.lax.dot_general(jnp.concatenate(windows, axis=-1),
+                             rhs.reshape(kh * kw * c_in, c_out), (((3,), (0,)), ((), ())),
+                             precision=precision)
+
+
+def _conv(x, features, kernel, *, name, init="torch", padding=0, strides=1, use_bias=True,
+          as_matmul=False):
+  """Conv2d with PyTorch-style symmetric integer padding (NHWC); `as_matmul`: computed by
+  `conv_as_matmul` (same parameters, same values up to float rounding)."""
   fan_in = kernel * kernel * x.shape[-1]
   kernel_init, bias_init = initializers(init, fan_in)
   return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
                  padding=((padding, padding), (padding, padding)), use_bias=use_bias,
-                 kernel_init=kernel_init, bias_init=bias_init, name=name)(x)
+                 kernel_init=kernel_init, bias_init=bias_init, name=name,
+                 conv_general_dilated=conv_as_matmul if as_matmul else None)(x)
 
 
 def _dense(x, features, *, name, init="torch", use_bias=True):
@@ -307,18 +335,23 @@ class PatchCNN(nn.Module):
 
 
 class TwoConvCNN(nn.Module):
-  """conv → conv (3×3 valid, stride 1, ReLU) → 2×2 max-pool → dense (ReLU) → outputs."""
+  """conv → conv (3×3 valid, stride 1, ReLU) → 2×2 max-pool → dense (ReLU) → outputs.
+
+  conv_as_matmul: the convolutions as im2col matmuls (`conv_as_matmul`, faster on XLA
+  CPU); False: XLA's convolution (e.g. cuDNN's on a GPU). The same parameters either way."""
   num_outputs: int = 10
   conv_features: tuple = (32, 64)
   dense_features: int = 64
   weight_init: str = "torch"
+  conv_as_matmul: bool = True
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
     h = x
     for i, features in enumerate(self.conv_features, start=1):
-      h = nn.relu(_conv(h, features, 3, name=f"conv{i}", init=self.weight_init))
+      h = nn.relu(_conv(h, features, 3, name=f"conv{i}", init=self.weight_init,
+                        as_matmul=self.conv_as_matmul))
       self.sow("intermediates", f"conv{i}_act", h)
     h = nn.relu(_dense(_flatten(_max_pool(h)), self.dense_features, name="dense1",
                        init=self.weight_init))

@@ -369,3 +369,28 @@ def test_max_pool_matches_flax_values_and_gradients():
   weights = jax.random.normal(jax.random.key(1), flax_pool(x).shape)
   grad = lambda pool: jax.grad(lambda a: jnp.sum(weights * pool(jax.nn.relu(a))))(x)
   np.testing.assert_array_equal(grad(models._max_pool), grad(flax_pool))
+
+
+@pytest.mark.parametrize("kernel,strides,padding", [(3, 1, (0, 0)), (5, 2, (2, 1)), (2, 3, (1, 0))])
+def test_conv_as_matmul_matches_lax_conv_values_and_gradients(kernel, strides, padding):
+  x = jax.random.normal(jax.random.key(0), (2, 11, 10, 3))
+  w = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
+  pads = (padding, padding[::-1])
+  lax_conv = lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (strides, strides), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  ours = lambda x, w: models.conv_as_matmul(x, w, (strides, strides), pads)
+  np.testing.assert_allclose(ours(x, w), lax_conv(x, w), rtol=1e-5, atol=1e-5)
+  weights = jax.random.normal(jax.random.key(2), lax_conv(x, w).shape)
+  grad = lambda conv: jax.grad(lambda x, w: jnp.sum(weights * conv(x, w)), (0, 1))(x, w)
+  for ours_g, lax_g in zip(grad(ours), grad(lax_conv)):
+    np.testing.assert_allclose(ours_g, lax_g, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="dilation"):
+    models.conv_as_matmul(x, w, (1, 1), pads, rhs_dilation=(2, 2))
+
+
+def test_two_conv_cnn_is_the_same_function_with_either_convolution():
+  x = jax.random.normal(KEY, (4, 28, 28, 1))
+  ours, xla = (models.get_model("clean_priority_cnn", 10, conv_as_matmul=m) for m in (True, False))
+  v = ours.init(KEY, x[:1])
+  assert jax.tree.map(jnp.shape, v) == jax.tree.map(jnp.shape, xla.init(KEY, x[:1]))
+  np.testing.assert_allclose(ours.apply(v, x), xla.apply(v, x), rtol=1e-4, atol=1e-5)

@@ -304,6 +304,7 @@ def test_residuals_are_f_minus_y_for_cross_entropy_and_logistic(outputs, loss_na
     (TinyCNN(), (6, 9, 2), 5),
     (TinyBN(), (6, 6, 1), 4),
     (Shared(), (3, 8), 4),
+    (models.TwoConvCNN(3, (2, 3), 5), (8, 9, 1), 4),  # im2col convs: dot taps over positions
 ])
 def test_tap_sample_grads_equal_per_sample_grad(model, x_shape, b):
   x, params, apply_fn = _setup(model, (b,) + x_shape)
