@@ -46,6 +46,13 @@ from noisejax.errors import ConfigError, check_choice
 from noisejax.theory import pure_noise as pn
 
 CURVES = ("train_error", "test_error", "active_train", "active_test")
+LAYER = "hidden_0"  # the hidden layer whose activity evaluation reports (Definition 1)
+
+
+def _curve(result, key: str, activity: str):
+  """Curve `key` of CURVES, runs × evaluations; active_*: the evaluation's E_x A_N(x)
+  (activity "units", Fig. 1) or E_x A_N(x)/units ("fraction", MNIST)."""
+  return result.curve(key.replace("active_", f"active_{activity}_"))
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:
@@ -79,7 +86,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
                            checkpoint_every=1666)  # 4·10⁵ steps, checkpoint at the end
   c.data = cfg.data("mnist5k")
   c.mnist = ml_collections.ConfigDict(dict(
-      p=(0.0, 0.1), losses=("sum_logistic", "cross_entropy"), seeds=8, eval_limit=10_000,
+      p=(0.0, 0.1), losses=("sum_logistic", "cross_entropy"), seeds=8,
       num_histograms=30, association_ratio=2.0, smoothing=0.1))  # §6.5: softmax CE + LS
   c.mnist.model = cfg.model("mlp", hidden=(600,), weight_init="torch")
   c.mnist.optim = cfg.optim("sgd", lr=0.01, batch_size=1, epochs=20, schedule="step",
@@ -106,7 +113,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c.fig1.model.hidden = (32,)
     c.fig1.optim.update(dict(lr=1 / 8, epochs=100, eval_every=800))
     c.data.limit = 200
-    c.mnist.update(dict(eval_limit=200, num_histograms=6, seeds=2))
+    c.mnist.update(dict(num_histograms=6, seeds=2))
     c.mnist.model.hidden = (16,)
     c.mnist.optim.update(dict(epochs=2, decay_every=1, eval_every=100, checkpoint_every=1))
   return c
@@ -131,16 +138,18 @@ def validate(config):
                                              if l not in losses.BINARY))
 
 
-def _runs(run, part, loss, splits, keys_S, p_P, eval_fn, subdir):
+def _runs(run, part, loss, splits, keys_S, p_P, subdir):
   """Every (p, seed) of method "resample" in one program: run r = i·S + s has p_P[i] and
-  seed s; one seed gives every p the same initialization and data order."""
-  training = cfg.training(part.model, loss, part.optim, cfg.method("resample"))
+  seed s; one seed gives every p the same initialization and data order. Every
+  evaluation reports LAYER's activity on the training and test inputs."""
+  training = cfg.training(part.model, loss, part.optim, cfg.method("resample"),
+                          eval_activity=LAYER)
   S = len(keys_S)
   keys_R = jnp.concatenate([keys_S] * len(p_P))
   p_R = np.repeat(np.asarray(p_P, np.float32), S)
   labels = [{"p": float(p), "seed": s} for p in p_P for s in range(S)]
   return run.train_classifier(training, splits, key=keys_R, hparams={"p": p_R},
-                              run_labels=labels, eval_fn=eval_fn, subdir=subdir)
+                              run_labels=labels, subdir=subdir)
 
 
 def _clean(labels_N, num_classes):  # the label noise is per step (method "resample")
@@ -169,9 +178,8 @@ def compute_fig1(config, run) -> dict:
   x_SxNxD, y_SxN = map(np.asarray, jax.vmap(lambda k: synthetic.hypercube_boundary(
       jax.random.fold_in(k, 0), n + c.num_test, c.d, c.eps))(keys_S))
   train_keys_S = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys_S)
-  count = sparsity.activity_eval_fn(count=True)
   result = _runs(run, c, c.loss, _hypercube_splits(x_SxNxD, y_SxN, n, P), train_keys_S,
-                 c.p, count, "fig1")
+                 c.p, "fig1")
   # App. A: a(p) on a grid of p, the first a_of_p.seeds seeds, a_of_p.epochs epochs.
   a = c.a_of_p
   short = c.copy_and_resolve_references()
@@ -179,7 +187,7 @@ def compute_fig1(config, run) -> dict:
                           eval_every=a.epochs * n))  # evaluated at the start and the end
   grid = _runs(run, short, c.loss, _hypercube_splits(x_SxNxD[:a.seeds], y_SxN[:a.seeds], n,
                                                      len(a.p)),
-               train_keys_S[:a.seeds], a.p, count, "fig1_a_of_p")
+               train_keys_S[:a.seeds], a.p, "fig1_a_of_p")
   # §6.3's hand-built network on every seed's test points.
   net = pn.hypercube_sparse_net(c.d, c.eps)
   out_SxN, active_SxN = map(np.asarray, jax.vmap(lambda x: pn.sparse_net_outputs(net, x))(
@@ -187,10 +195,10 @@ def compute_fig1(config, run) -> dict:
   y_test_SxN = y_SxN[:, n:]
   return dict(p=list(c.p), width=c.model.hidden[0],
               steps=np.asarray([r["step"] for r in result.histories[0]]),
-              curves={k: result.curve(k).reshape(P, S, -1) for k in CURVES},  # P×S×T
+              curves={k: _curve(result, k, "units").reshape(P, S, -1) for k in CURVES},  # P×S×T
               a_of_p=dict(p=list(a.p), steps=int(grid.histories[0][-1]["step"]),
-                          active_train=grid.curve("active_train")[:, -1].reshape(len(a.p), -1),
-                          active_test=grid.curve("active_test")[:, -1].reshape(len(a.p), -1)),
+                          **{k: _curve(grid, k, "units")[:, -1].reshape(len(a.p), -1)
+                             for k in ("active_train", "active_test")}),
               sparse_net=dict(
                   error=(np.where(out_SxN > 0, 1, -1) != y_test_SxN).mean(1),  # S
                   active_outer=np.asarray([a_N[y_N == 1].mean() for a_N, y_N in
@@ -207,27 +215,25 @@ def compute_fig1(config, run) -> dict:
 def compute_mnist(config, run) -> dict:
   c = config.mnist
   train_set, test_set = data.load_splits(config.data)
-  key_eval, key_chosen, key_seeds = jax.random.split(run.key, 3)
+  _, key_chosen, key_seeds = jax.random.split(run.key, 3)
   splits = train.Splits(train_set.x, _clean(train_set.y, train_set.num_classes), test_set.x,
                         test_set.y)
-  eval_idx = np.asarray(jax.random.permutation(key_eval, len(train_set)))[:c.eval_limit]
-  eval_fn = sparsity.activity_eval_fn(x_train=jnp.asarray(train_set.x[eval_idx]),
-                                      x_test=jnp.asarray(test_set.x[:c.eval_limit]))
   S, keys_S = c.seeds, jax.random.split(key_seeds, c.seeds)  # the same for every loss
   runs = {}
   for loss in c.losses:
-    result = _runs(run, c, cfg.loss(loss), splits, keys_S, c.p, eval_fn, f"mnist_{loss}")
+    result = _runs(run, c, cfg.loss(loss), splits, keys_S, c.p, f"mnist_{loss}")
     for i, p in enumerate(c.p):
       seeds = range(i * S, (i + 1) * S)
       runs[f"{loss}_p{p:g}"] = dict(
-          curves={k: result.curve(k)[seeds.start:seeds.stop] for k in CURVES},  # S×T
+          curves={k: _curve(result, k, "fraction")[seeds.start:seeds.stop]
+                  for k in CURVES},  # S×T
           final=[sparsity.trained_activity(result.snapshot(r, splits), train_set, test_set,
                                              c.association_ratio) for r in seeds])
   if c.smoothing:  # §6.5: softmax CE with label smoothing (no label noise), p = 0
     result = _runs(run, c, cfg.loss("label_smoothing", alpha=c.smoothing), splits, keys_S,
-                   (0.0,), eval_fn, "mnist_label_smoothing")
+                   (0.0,), "mnist_label_smoothing")
     runs["label_smoothing_p0"] = dict(
-        curves={k: result.curve(k) for k in CURVES},
+        curves={k: _curve(result, k, "fraction") for k in CURVES},
         final=[sparsity.trained_activity(result.snapshot(r, splits), train_set, test_set,
                                          c.association_ratio) for r in range(S)])
   epochs = np.asarray([r["epoch"] for r in result.histories[0]])

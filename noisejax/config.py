@@ -15,7 +15,9 @@ here, so every experiment spells them the same way:
   config.training(model, loss, optim, method)   -> the four together: what
                                                    train.train_classifier takes
                                                    (eval_loss=: the loss evaluation
-                                                   reports, default the training loss)
+                                                   reports, default the training loss;
+                                                   eval_activity=: a layer whose active
+                                                   units evaluation reports)
 
 `validate(config)` walks the whole tree and checks every such piece wherever it sits
 (`binary.optim`, `sweeps.mnist.noise`, ...): names against their registries, rates in
@@ -69,12 +71,16 @@ def method(name="erm", **hparams):
   return _config(name=name, **hparams)
 
 
-def training(model_, loss_, optim_, method_=None, eval_loss=None):
+def training(model_, loss_, optim_, method_=None, eval_loss=None, eval_activity=None):
   """The training config `train.train_classifier` takes; `eval_loss` (a loss piece) is
-  what evaluation reports on hard labels when it is not the training loss."""
+  what evaluation reports on hard labels when it is not the training loss; with
+  `eval_activity` (a layer name, e.g. "hidden_0") evaluation also reports that layer's
+  active units (`train.Spec.eval_activity`)."""
   config = _config(model=model_, loss=loss_, optim=optim_, method=method_ or method())
   if eval_loss is not None:
     config.eval_loss = eval_loss
+  if eval_activity is not None:
+    config.eval_activity = eval_activity
   return config
 
 

@@ -652,8 +652,8 @@ def get_model(name: str, num_outputs: int, **kwargs) -> nn.Module:
   return cls(num_outputs=num_outputs, **fixed, **kwargs)
 
 
-def hidden_activations(model: nn.Module, variables, x, train: bool = False) -> dict:
-  """Post-activation hidden layers of one forward pass: {"<path>/<name>": array}.
+def apply_with_activations(model: nn.Module, variables, x, train: bool = False):
+  """(outputs, {"<path>/<name>": post-activation array}) of one forward pass.
 
   Runs the same `model.apply` as training with the "intermediates" collection mutable, so
   the activations are exactly those that produce the outputs. Keys are in layer order.
@@ -662,9 +662,15 @@ def hidden_activations(model: nn.Module, variables, x, train: bool = False) -> d
   mutable = ["intermediates"]
   if train and "batch_stats" in variables:
     mutable.append("batch_stats")
-  _, state = model.apply(variables, x, train=train, mutable=mutable)
+  outputs, state = model.apply(variables, x, train=train, mutable=mutable)
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(state["intermediates"]), sep="/")
-  return {k: v[0] for k, v in flat.items()}
+  return outputs, {k: v[0] for k, v in flat.items()}
+
+
+def hidden_activations(model: nn.Module, variables, x, train: bool = False) -> dict:
+  """Post-activation hidden layers of one forward pass: {"<path>/<name>": array}
+  (`apply_with_activations` without the outputs)."""
+  return apply_with_activations(model, variables, x, train)[1]
 
 
 def count_params(params) -> int:

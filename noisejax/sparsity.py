@@ -6,8 +6,8 @@ neurons is E_x A_N(x) over the inputs. For convolutional layers every (position,
 is one unit, so ResNet-20's last block has 8·8·64 = 4096 units (§6.4). `layer_sparsity`
 is the one place this is measured; every experiment calls it with the activations of its
 own model (`activations_fn(model, variables)`: `models.hidden_activations`, compiled) on
-training or test inputs; `typical_active` is the same for one layer, as one compiled
-function of the variables, and `activity_eval_fn` measures it during training.
+training or test inputs; during training, evaluation reports one layer's E_x A_N(x)
+from its own forward passes (`config.training(..., eval_activity=layer)`).
 
 Appendix F: a neuron is digit (class) associated when it fires at least twice as often
 for one class as for any other (`class_associated`).
@@ -57,26 +57,6 @@ _hidden_activations = jax.jit(models.hidden_activations, static_argnames=("model
 def activations_fn(model, variables) -> Callable:
   """x_B -> {layer: post-activations} of `model` (eval mode), compiled once per model."""
   return functools.partial(_hidden_activations, model, variables)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "layer"))
-def typical_active(model, variables, x, layer: str = "hidden_0"):
-  """(E_x A_N(x), E_x A_N(x)/units) of one layer of `model` on the inputs x (Definition 1)."""
-  acts = models.hidden_activations(model, variables, x)[layer]
-  return jnp.mean(active_units(acts)), active_fraction(acts)
-
-
-def activity_eval_fn(*, count: bool = False, x_train=None, x_test=None,
-                     layer: str = "hidden_0") -> Callable:
-  """A `train.train_classifier` eval_fn: {"active_train", "active_test"}, the typical
-  number of active units E_x A_N(x) of `layer` (count=True) or their fraction, on x_train
-  and x_test (default: each run's own training and test inputs)."""
-  def eval_fn(snapshot):
-    xs = {"active_train": snapshot.splits.x_train if x_train is None else x_train,
-          "active_test": snapshot.splits.x_test if x_test is None else x_test}
-    return {k: typical_active(snapshot.model, snapshot.variables, x, layer)[0 if count else 1]
-            for k, x in xs.items()}
-  return eval_fn
 
 
 def dataset_sparsity(activations_fn: Callable, x, batch_size: int = 1000) -> dict:

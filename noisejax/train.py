@@ -46,7 +46,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from noisejax import data as data_lib
-from noisejax import distributed, losses, methods, models
+from noisejax import distributed, losses, methods, models, sparsity
 from noisejax.errors import ConfigError, NonFiniteLossError
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adadelta")
@@ -151,6 +151,9 @@ class Spec:
   input_shape: tuple = ()       # one sample's shape
   mesh: Any = dataclasses.field(default_factory=distributed.batch_mesh)  # all devices
   eval_loss: Optional[tuple] = None  # the loss evaluation reports (default: `loss`)
+  # A layer whose active units evaluation reports, from the same forward passes: E_x A_N(x)
+  # and E_x A_N(x)/units on train and test (misclassification Definition 1; None: not).
+  eval_activity: Optional[str] = None
 
   def loss_fn(self) -> Callable:
     """The training loss; it takes integer labels or soft targets (B×C)."""
@@ -201,7 +204,7 @@ def _loss_spec(loss_cfg, num_classes: int) -> tuple:
 
 def make_spec(config, num_classes: int, num_train: int, input_shape) -> Spec:
   """The Spec of training config `config` (model, loss, optim, method, optionally
-  eval_loss) on this data."""
+  eval_loss and eval_activity) on this data."""
   loss_cfg = config.loss
   eval_loss = (_loss_spec(config.eval_loss, num_classes) if config.get("eval_loss")
                else None)
@@ -223,7 +226,8 @@ def make_spec(config, num_classes: int, num_train: int, input_shape) -> Spec:
     warnings.warn(f"optim.batch_size={batch} is not a multiple of the {mesh.size} devices: "
                   "every device computes the whole batch (no data parallelism)", stacklevel=2)
   return Spec(model, num_classes, _loss_spec(loss_cfg, num_classes), frozen_optim, method,
-              augment, num_train, batch, spe, tuple(input_shape), mesh, eval_loss)
+              augment, num_train, batch, spe, tuple(input_shape), mesh, eval_loss,
+              config.get("eval_activity"))
 
 
 @flax.struct.dataclass
@@ -462,17 +466,32 @@ def classify(outputs_NxK):
   return jnp.argmax(outputs_NxK, -1), jax.nn.softmax(outputs_NxK, -1)
 
 
-def predict_outputs(spec: Spec, variables_, x_N):
+def predict_outputs(spec: Spec, variables_, x_N, *, active_layer: Optional[str] = None):
   """Eval-mode outputs for all of x_N, EVAL_CHUNK samples per forward pass (padded);
-  jit-able (`predict` is it, jitted)."""
+  jit-able (`predict` is it, jitted). With `active_layer`: (outputs, {"units": A_N(x),
+  "fraction": A_N(x)/units} per input) of that layer from the same passes (Definition 1)."""
   n = x_N.shape[0]
   chunk = min(EVAL_CHUNK, n)
   count = -(-n // chunk)
   pad = count * chunk - n
   x_padded = jnp.concatenate([x_N, jnp.repeat(x_N[-1:], pad, axis=0)]) if pad else x_N
   x_chunks = x_padded.reshape(count, chunk, *x_N.shape[1:])
-  out = jax.lax.map(lambda xs: spec.model.apply(variables_, xs, train=False), x_chunks)
-  return out.reshape(count * chunk, -1)[:n]
+
+  def forward(xs):
+    if active_layer is None:
+      return spec.model.apply(variables_, xs, train=False)
+    outputs, acts = models.apply_with_activations(spec.model, variables_, xs)
+    if active_layer not in acts:
+      raise ConfigError("eval_activity", active_layer, tuple(acts))
+    units_B = sparsity.active_units(acts[active_layer]).astype(jnp.float32)
+    return outputs, {"units": units_B, "fraction": units_B / math.prod(
+        acts[active_layer].shape[1:])}
+
+  out = jax.lax.map(forward, x_chunks)
+  unchunk = lambda a: a.reshape(count * chunk, *a.shape[2:])[:n]
+  if active_layer is None:
+    return unchunk(out).reshape(n, -1)
+  return unchunk(out[0]).reshape(n, -1), jax.tree.map(unchunk, out[1])
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
@@ -496,22 +515,32 @@ def _subset(outputs_NxK, labels_N, mask_N, loss_fn) -> dict:
           "residual": mean(1.0 - p_label)}
 
 
-def _model_metrics(spec: Spec, variables_, data) -> dict:
+def _outputs_and_activity(spec: Spec, variables_, x_N, split: str):
+  """(outputs on x_N, {"active_units_<split>", "active_fraction_<split>"}: E_x A_N(x) and
+  E_x A_N(x)/units of spec.eval_activity, or {} without one)."""
+  if spec.eval_activity is None:
+    return predict_outputs(spec, variables_, x_N), {}
+  outputs, active = predict_outputs(spec, variables_, x_N, active_layer=spec.eval_activity)
+  return outputs, {f"active_{k}_{split}": jnp.mean(v) for k, v in active.items()}
+
+
+def _model_metrics(spec: Spec, variables_, data) -> tuple[dict, Any]:
+  """The evaluation record of one network, and its outputs on the training inputs."""
   loss_fn = spec.eval_loss_fn()
-  out_train = predict_outputs(spec, variables_, data["x"])
+  out_train, record = _outputs_and_activity(spec, variables_, data["x"], "train")
   given, clean, noisy = data["labels"], data["clean_labels"], data["is_noisy"]
   everyone = jnp.ones_like(noisy)
-  record = {}
   for prefix, mask, labels in (("train", everyone, given), ("clean", ~noisy, given),
                                ("noisy", noisy, given), ("noisy_true", noisy, clean)):
     for k, v in _subset(out_train, labels, mask, loss_fn).items():
       record[f"{prefix}_{k}"] = v
   record["noisy_error_true"] = record.pop("noisy_true_error")
-  out_test = predict_outputs(spec, variables_, data["x_test"])
+  out_test, active_test = _outputs_and_activity(spec, variables_, data["x_test"], "test")
+  record.update(active_test)
   for k, v in _subset(out_test, data["y_test"], jnp.ones_like(data["y_test"], bool),
                       loss_fn).items():
     record[f"test_{k}"] = v
-  return record
+  return record, out_train
 
 
 def first_network(spec: Spec, state: TrainState) -> dict:
@@ -531,14 +560,15 @@ def average_network(spec: Spec, state: TrainState) -> Optional[dict]:
                                            batch_stats=state.average["batch_stats"]))
 
 
-def _evaluate_run(spec: Spec, state: TrainState, data) -> dict:
-  """Loss, error, residual on clean / noisy (given and true labels) / test subsets, for
-  the model (`first_network`) and its average (`average_network`, keys average_*)."""
-  record = _model_metrics(spec, first_network(spec, state), data)
+def _evaluate_run(spec: Spec, state: TrainState, data) -> tuple[dict, Any]:
+  """Loss, error, residual on clean / noisy (given and true labels) / test subsets (and
+  spec.eval_activity's activity), for the model (`first_network`) and its average
+  (`average_network`, keys average_*); and the model's outputs on the training inputs."""
+  record, out_train = _model_metrics(spec, first_network(spec, state), data)
   if state.average is not None:
-    for k, v in _model_metrics(spec, average_network(spec, state), data).items():
+    for k, v in _model_metrics(spec, average_network(spec, state), data)[0].items():
       record[f"average_{k}"] = v
-  return record
+  return record, out_train
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
@@ -638,10 +668,18 @@ class Snapshot:
   step: int
   run: int
   splits: Splits          # this run's data
+  outputs_train: Any = None  # the evaluation's eval-mode outputs on splits.x_train
 
   @property
   def model(self):
     return self.spec.model
+
+  def train_outputs(self) -> np.ndarray:
+    """Eval-mode outputs on this run's training inputs (the evaluation's own, when it
+    computed them: no second forward pass)."""
+    if self.outputs_train is None:
+      return self.predict(self.splits.x_train)
+    return np.asarray(self.outputs_train)
 
   @property
   def variables(self) -> dict:
@@ -771,13 +809,14 @@ def fit(spec: Spec, state: TrainState, splits: Splits, optim, *, keys, batched: 
   histories = histories or [[] for _ in range(num_runs)]
 
   def log_evaluation(step, state):
-    metrics = _evaluate(spec, state, data, axes=axes_key)
+    metrics, outputs_train = _evaluate(spec, state, data, axes=axes_key)
     for r in range(num_runs):
       record = {"step": step, "epoch": step / spec.steps_per_epoch,
                 **_to_host(metrics, r if batched else None)}
       if eval_fn is not None:
         run_state = jax.tree.map(lambda a: a[r], state) if batched else state
-        extra = eval_fn(Snapshot(spec, run_state, step, r, per_run_splits[r]))
+        extra = eval_fn(Snapshot(spec, run_state, step, r, per_run_splits[r],
+                                 outputs_train[r] if batched else outputs_train))
         record.update({k: float(v) for k, v in extra.items()})
       histories[r].append(record)
       if log_fn is not None:

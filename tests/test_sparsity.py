@@ -1,7 +1,5 @@
 """The shared activation-sparsity measure on hand-made activations and a hand-made net."""
 
-import types
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -61,13 +59,13 @@ def test_class_associated_needs_twice_every_other_class_and_some_firing():
   np.testing.assert_array_equal(mask3, [False, False, False, True, False, True])
 
 
-def test_typical_active_and_firing_counts_of_a_hand_made_net():
+def test_active_units_and_firing_counts_of_a_hand_made_net():
   model, params = _hand_made_mlp()
   x = jnp.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [2.0, -3.0]])
-  count, fraction = sparsity.typical_active(model, params, x)
-  assert float(count) == pytest.approx(1.0)          # (1 + 1 + 0 + 2) / 4 inputs
-  assert float(fraction) == pytest.approx(4 / 12)
   hidden = sparsity.activations_fn(model, params)
+  acts = hidden(x)["hidden_0"]
+  np.testing.assert_array_equal(sparsity.active_units(acts), [1, 1, 0, 2])
+  assert float(sparsity.active_fraction(acts)) == pytest.approx(4 / 12)
   np.testing.assert_array_equal(hidden(x)["hidden_0"],
                                 models.hidden_activations(model, params, x)["hidden_0"])
   labels = np.array([0, 1, 1, 0])
@@ -76,13 +74,3 @@ def test_typical_active_and_firing_counts_of_a_hand_made_net():
   np.testing.assert_array_equal(counts, [[2, 0], [0, 1], [1, 0]])
 
 
-def test_activity_eval_fn_reads_the_runs_own_inputs_or_the_given_ones():
-  model, params = _hand_made_mlp()
-  x = jnp.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [2.0, -3.0]])
-  snapshot = types.SimpleNamespace(model=model, variables=params,
-                                   splits=types.SimpleNamespace(x_train=x, x_test=x[3:]))
-  counts = sparsity.activity_eval_fn(count=True)(snapshot)
-  assert {k: float(v) for k, v in counts.items()} == {"active_train": 1.0, "active_test": 2.0}
-  fractions = sparsity.activity_eval_fn(x_train=x[:1], x_test=x[2:3])(snapshot)
-  assert float(fractions["active_train"]) == pytest.approx(1 / 3)
-  assert float(fractions["active_test"]) == 0.0

@@ -253,3 +253,34 @@ def test_runs_per_program_default_and_explicit():
     assert not train.scan_is_fast(spec) and train.runs_per_program(spec, cnn.optim, 8) == 1
   else:
     assert train.scan_is_fast(spec) and train.runs_per_program(spec, cnn.optim, 8) == 8
+
+
+def test_eval_activity_and_train_outputs_come_from_the_evaluations_forward_pass():
+  """eval_activity reports E_x A_N(x) and its fraction (misclassification Definition 1)
+  on train and test; Snapshot.train_outputs are the model's outputs there."""
+  from noisejax import models, sparsity
+  config = training_config(epochs=1)
+  config.eval_activity = "hidden_0"
+  splits, seen = make_splits(), []
+
+  def eval_fn(snap):
+    np.testing.assert_allclose(snap.train_outputs(), snap.predict(splits.x_train), rtol=1e-5,
+                               atol=1e-6)
+    acts = {k: models.hidden_activations(snap.model, snap.variables, x)["hidden_0"]
+            for k, x in (("train", splits.x_train), ("test", splits.x_test))}
+    seen.append({f"active_units_{k}": float(jnp.mean(sparsity.active_units(a)))
+                 for k, a in acts.items()} |
+                {f"active_fraction_{k}": float(sparsity.active_fraction(a))
+                 for k, a in acts.items()})
+    return {}
+
+  history = train.train_classifier(config, splits, key=jax.random.key(0), eval_fn=eval_fn).history
+  assert len(seen) == len(history) == 2
+  for record, expected in zip(history, seen):
+    for k, v in expected.items():
+      assert record[k] == pytest.approx(v, rel=1e-6)
+    assert 0 < record["active_fraction_train"] < 1
+    assert record["active_units_train"] == pytest.approx(16 * record["active_fraction_train"])
+  config.eval_activity = "hidden_7"
+  with pytest.raises(ConfigError, match="eval_activity.*hidden_0"):
+    train.train_classifier(config, splits, key=jax.random.key(0))

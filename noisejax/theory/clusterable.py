@@ -798,7 +798,7 @@ class TrainingProbe:
             flax.serialization.msgpack_serialize(self._initial))
     params0, params = self.initial_variables()["params"], snapshot.variables["params"]
     noisy = snapshot.splits.noisy
-    outputs = snapshot.predict(snapshot.splits.x_train)
+    outputs = snapshot.train_outputs()
     losses_N = snapshot.spec.loss_fn()(jnp.asarray(outputs), jnp.asarray(noisy.labels))
     self._losses[int(snapshot.step)] = np.asarray(losses_N)
     if self.writes:
