@@ -19,7 +19,7 @@ labels. Two early-stopping points, both `noisejax.early_stopping.point`: the pap
 the stages, and the held-out split's noisy-label error for the practitioner's stop.
 Claims: `clean_priority_claims.py`; figures: `clean_priority_figures.py`.
 
-Command: python -m experiments.clean_priority --preset quick   (≈11 min alone on 2 CPU cores, estimated)
+Command: python -m experiments.clean_priority --preset quick   (≈8.5 min alone on 2 CPU cores)
 Expect:  at initialization θ(g_noise, g_clean) ≈ 170–175° and ‖g_clean‖/‖g_noise‖ ≈ (1 − δ)/δ
          (binary) or ≈ (C − 1)(1 − δ)/δ (multi-class) in every class; the ratio falls towards
          1 by the early-stopping point while the clean-subset error falls and the noisy-subset
