@@ -134,12 +134,13 @@ def measure_training(config, splits, *, key, num_classes: Optional[int] = None,
   Compiles the program the training loop runs (one step per call, or a lax.scan of
   STEPS_PER_CALL steps where the loop scans, see `train.scan_is_fast`) for as many runs
   vmapped as the loop trains in one program (`train.runs_per_program`), calls it twice on
-  the first batch and times the second call. The learning rate is data in the optimizer
-  state and does not change the step's time; `lr` is accepted for the signature only.
+  the first batch and times the second call, at the first run's learning rate (`lr`,
+  default optim.lr: data in the optimizer state, so it does not change the step's time,
+  only whether these steps stay finite).
   Raises what a real training would raise at its start (ConfigError for a batch larger
   than the data, shape errors, NonFiniteLossError for a non-finite loss in these steps).
   """
-  del lr
+  lr = float(np.ravel(config.optim.lr if lr is None else lr)[0])  # the first run's
   keys = jnp.asarray(key)
   batched = keys.ndim == 1 and jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key)
   num_runs = keys.shape[0] if batched else 1
@@ -148,7 +149,7 @@ def measure_training(config, splits, *, key, num_classes: Optional[int] = None,
 
   runs = splits.runs(0, chunk) if batched else splits
   x_example = np.asarray(runs.x_train[0][:1] if runs.inputs_per_run else runs.x_train[:1])
-  init = lambda k, h: train.init_state(spec, k, x_example, lr=1.0, hparams=h)
+  init = lambda k, h: train.init_state(spec, k, x_example, lr=lr, hparams=h)
   num_params = models.count_params(jax.eval_shape(
       lambda: spec.model.init(jax.random.key(0), x_example, train=False))["params"])
   batch = spec.batch_size
