@@ -32,7 +32,7 @@ def test_tiny_preset_end_to_end(tmp_path):
   assert all(c.paper == "engineering" for c in out)
   record = experiment.load_record(tmp_path / "records" / "cnn")
   assert record["loop"] == "scan"  # its convolutions are im2col matmuls (no XLA conv to avoid)
-  assert [r["runs_per_program"] for r in record["rows"]] == [1, 1]
+  assert [r["runs_per_program"] for r in record["rows"]] == [1, 2]  # scanned runs vmap
   mnist = experiment.load_record(tmp_path / "records" / "mnist_batch1")
   assert mnist["loop"] == "scan" and [r["runs_per_program"] for r in mnist["rows"]] == [1, 2]
   for r in mnist["rows"]:
